@@ -1,0 +1,65 @@
+//! LMS API keys: generated once, stored only as SHA-256 hashes, compared in constant time.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const KEY_PREFIX: &str = "lrsk_";
+const HASH_PREFIX: &str = "sha256:";
+
+/// A stored API-key hash.
+pub type KeyHash = [u8; 32];
+
+/// A new random API key and the hash to store for it.
+pub fn generate() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = format!("{HASH_PREFIX}{}", hex::encode(hash_of(&key)));
+    (key, hash)
+}
+
+fn hash_of(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Parse a stored hash (`sha256:<64 hex>`).
+pub fn parse_hash(text: &str) -> Option<KeyHash> {
+    let hex_part = text.strip_prefix(HASH_PREFIX)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut out).ok()?;
+    Some(out)
+}
+
+/// Whether `presented` matches one of `hashes`. Every hash is compared, in constant time, so the
+/// time taken says nothing about which key or how much of it matched.
+pub fn matches(presented: &str, hashes: &[KeyHash]) -> bool {
+    let digest = hash_of(presented);
+    hashes.iter().fold(subtle::Choice::from(0), |acc, h| acc | h.ct_eq(&digest)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_matches_its_hash_only() {
+        let (key, hash) = generate();
+        let (other, other_hash) = generate();
+        let hashes = [parse_hash(&hash).unwrap()];
+        assert!(matches(&key, &hashes));
+        assert!(!matches(&other, &hashes));
+        assert!(matches(&other, &[hashes[0], parse_hash(&other_hash).unwrap()]));
+        assert!(!matches(&key[..key.len() - 1], &hashes));
+    }
+
+    #[test]
+    fn hash_format_is_checked() {
+        assert!(parse_hash("sha256:00").is_none());
+        assert!(parse_hash(&format!("md5:{}", "0".repeat(64))).is_none());
+        assert!(parse_hash(&format!("sha256:{}", "g".repeat(64))).is_none());
+        assert!(parse_hash(&format!("sha256:{}", "a".repeat(64))).is_some());
+    }
+}

@@ -1,0 +1,10 @@
+//! Tokens and credentials: session claims, tenant keys, verification, issuance, LMS API keys.
+
+pub mod apikey;
+pub mod claims;
+pub mod issue;
+pub mod keys;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! A STAND-IN LRS for the quickstart, the tests and the bench. Not an LRS for production.
+//!
+//! It speaks just enough xAPI to be proxied (statements POST/PUT/GET, about), checks the Basic
+//! credential it was given, and records every request exactly as received (method, target,
+//! headers, body bytes) and every TCP connection, so tests can prove what reached the LRS and
+//! that a refused request reached it not at all.
+//!
+//! Inspection endpoints (not recorded): `GET /_standin/requests`, `GET /_standin/stats`,
+//! `POST /_standin/reset`.
+//!
+//! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]`
+//! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+struct Recorded {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    statements: Vec<Value>,
+}
+
+struct Lrs {
+    base: String,
+    expected_authorization: Option<String>,
+    record: bool,
+    connections: AtomicU64,
+    request_count: AtomicU64,
+    state: Mutex<State>,
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+fn main() -> std::io::Result<()> {
+    let mut listen = "127.0.0.1:9000".to_owned();
+    let mut base = "/xapi".to_owned();
+    let mut credential = None;
+    let mut record = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().expect("--listen needs an address"),
+            "--base" => base = args.next().expect("--base needs a path"),
+            "--credential" => credential = Some(args.next().expect("--credential needs user:pass")),
+            "--no-record" => record = false,
+            other => {
+                eprintln!("unknown argument {other}; see the comment at the top of standin_lrs.rs");
+                std::process::exit(2);
+            }
+        }
+    }
+    let lrs = Arc::new(Lrs {
+        base: base.trim_end_matches('/').to_owned(),
+        expected_authorization: credential.map(|c| format!("Basic {}", STANDARD.encode(c))),
+        record,
+        connections: AtomicU64::new(0),
+        request_count: AtomicU64::new(0),
+        state: Mutex::new(State::default()),
+    });
+    let threads = std::env::var("STANDIN_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(&listen).await?;
+        println!("standin-lrs listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            lrs.connections.fetch_add(1, Ordering::Relaxed);
+            let lrs = lrs.clone();
+            tokio::spawn(async move {
+                let _ = serve_connection(lrs, stream).await;
+            });
+        }
+    })
+}
+
+async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(8192);
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buf).await? else { return Ok(()) };
+        let close = request.close;
+        let is_head = request.method == "HEAD";
+        let response = handle(&lrs, request);
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}\r\n",
+            response.status,
+            reason(response.status),
+            response.body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        )
+        .into_bytes();
+        if !is_head {
+            out.extend_from_slice(&response.body);
+        }
+        stream.write_all(&out).await?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// Read one request (Content-Length or chunked body). `None` on a clean close.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = req.parse(buf).map_err(|_| bad("bad request head"))? {
+            let method = req.method.unwrap_or("").to_owned();
+            let target = req.path.unwrap_or("").to_owned();
+            let headers: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+            let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            let chunked = header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+            let length: usize = header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            buf.drain(..head_len);
+            let body =
+                if chunked { read_chunked(stream, buf).await? } else { read_exact_body(stream, buf, length).await? };
+            return Ok(Some(Request { method, target, headers, body, close }));
+        }
+        if buf.len() > MAX_HEADER_BYTES {
+            return Err(bad("request head too large"));
+        }
+        if !fill(stream, buf).await? {
+            return Ok(None);
+        }
+    }
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = stream.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+async fn read_exact_body(stream: &mut TcpStream, buf: &mut Vec<u8>, length: usize) -> std::io::Result<Vec<u8>> {
+    if length > MAX_BODY_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "body too large"));
+    }
+    while buf.len() < length {
+        if !fill(stream, buf).await? {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(buf.drain(..length).collect())
+}
+
+async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(pos) = buf.windows(2).position(|w| w == b"\r\n") {
+                break pos;
+            }
+            if !fill(stream, buf).await? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+        buf.drain(..line_end + 2);
+        let mut chunk = read_exact_body(stream, buf, size + 2).await?;
+        chunk.truncate(size);
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+fn handle(lrs: &Lrs, req: Request) -> Response {
+    let (path, query) = req.target.split_once('?').unwrap_or((req.target.as_str(), ""));
+    match (req.method.as_str(), path) {
+        ("GET", "/_standin/requests") => return inspect_requests(lrs),
+        ("GET", "/_standin/stats") => {
+            let body = json!({
+                "connections": lrs.connections.load(Ordering::Relaxed),
+                "requests": lrs.request_count.load(Ordering::Relaxed),
+            });
+            return Response { status: 200, body: body.to_string().into_bytes() };
+        }
+        ("POST", "/_standin/reset") => {
+            let mut state = lrs.state.lock().expect("stand-in state lock");
+            *state = State::default();
+            lrs.request_count.store(0, Ordering::Relaxed);
+            lrs.connections.store(0, Ordering::Relaxed);
+            return Response { status: 204, body: Vec::new() };
+        }
+        _ => {}
+    }
+    lrs.request_count.fetch_add(1, Ordering::Relaxed);
+    if lrs.record {
+        lrs.state.lock().expect("stand-in state lock").requests.push(Recorded {
+            method: req.method.clone(),
+            target: req.target.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+        });
+    }
+    let authorization = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+    let resource = path.strip_prefix(lrs.base.as_str()).unwrap_or("");
+    if resource == "/about" && req.method == "GET" {
+        return Response { status: 200, body: br#"{"version":["1.0.3"]}"#.to_vec() };
+    }
+    if let Some(expected) = &lrs.expected_authorization {
+        if authorization != Some(expected.as_str()) {
+            return error(401, "stand-in LRS: wrong or missing LRS credential");
+        }
+    }
+    match (req.method.as_str(), resource) {
+        ("POST", "/statements") => store_statements(lrs, &req.body, None),
+        ("PUT", "/statements") => {
+            let id = form_value(query, "statementId");
+            match store_statements(lrs, &req.body, id.as_deref()) {
+                Response { status: 200, .. } => Response { status: 204, body: Vec::new() },
+                other => other,
+            }
+        }
+        ("GET" | "HEAD", "/statements") => query_statements(lrs, query),
+        _ => error(404, "stand-in LRS: no such resource"),
+    }
+}
+
+fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else { return error(400, "stand-in LRS: body is not JSON") };
+    let list = match value {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    let mut ids = Vec::with_capacity(list.len());
+    let mut state = lrs.state.lock().expect("stand-in state lock");
+    for mut statement in list {
+        let id = match (statement.get("id").and_then(Value::as_str), put_id) {
+            (Some(id), _) => id.to_owned(),
+            (None, Some(id)) => id.to_owned(),
+            (None, None) => uuid::Uuid::new_v4().to_string(),
+        };
+        statement["id"] = Value::from(id.clone());
+        if lrs.record {
+            state.statements.push(statement);
+        }
+        ids.push(id);
+    }
+    Response { status: 200, body: Value::from(ids).to_string().into_bytes() }
+}
+
+fn query_statements(lrs: &Lrs, query: &str) -> Response {
+    let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let agent: Option<Value> = params.get("agent").and_then(|a| serde_json::from_str(a).ok());
+    let limit: usize = params.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let state = lrs.state.lock().expect("stand-in state lock");
+    let matching: Vec<&Value> = state
+        .statements
+        .iter()
+        .filter(|s| params.get("registration").is_none_or(|r| s["context"]["registration"].as_str() == Some(r)))
+        .filter(|s| params.get("activity").is_none_or(|a| s["object"]["id"].as_str() == Some(a)))
+        .filter(|s| agent.as_ref().is_none_or(|a| same_ifi(a, &s["actor"])))
+        .take(limit)
+        .collect();
+    let body = json!({ "statements": matching, "more": "" });
+    Response { status: 200, body: body.to_string().into_bytes() }
+}
+
+fn same_ifi(a: &Value, b: &Value) -> bool {
+    ["mbox", "mbox_sha1sum", "openid", "account"].iter().any(|k| a.get(k).is_some() && a.get(k) == b.get(k))
+}
+
+fn inspect_requests(lrs: &Lrs) -> Response {
+    let state = lrs.state.lock().expect("stand-in state lock");
+    let list: Vec<Value> = state
+        .requests
+        .iter()
+        .map(|r| {
+            json!({
+                "method": r.method,
+                "target": r.target,
+                "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                "body_base64": STANDARD.encode(&r.body),
+            })
+        })
+        .collect();
+    Response { status: 200, body: Value::from(list).to_string().into_bytes() }
+}
+
+fn form_value(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn error(status: u16, message: &str) -> Response {
+    Response { status, body: json!({ "error": message }).to_string().into_bytes() }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Status",
+    }
+}

@@ -1,0 +1,244 @@
+//! The server file: listeners, limits, token rules, upstream timeouts and Pingora's own settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{read_toml, ConfigError};
+
+/// `conf/lrsgate.toml` as written. Every section and key is optional; defaults are documented
+/// on the internal type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub tenants_file: Option<PathBuf>,
+    #[serde(default)]
+    pub listen: ListenFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub tokens: TokensFile,
+    #[serde(default)]
+    pub upstream: UpstreamFile,
+    #[serde(default)]
+    pub server: PingoraFile,
+    #[serde(default)]
+    pub logging: LoggingFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFile {
+    pub edge: Option<String>,
+    pub token_service: Option<String>,
+    pub metrics: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_body_bytes: Option<usize>,
+    pub token_request_max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    pub issuer: Option<String>,
+    pub clock_skew_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub connect_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub health_check_interval_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingoraFile {
+    pub threads: Option<usize>,
+    pub pid_file: Option<String>,
+    pub upgrade_sock: Option<String>,
+    pub error_log: Option<String>,
+    pub grace_period_seconds: Option<u64>,
+    pub graceful_shutdown_timeout_seconds: Option<u64>,
+    pub upstream_keepalive_pool_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    pub learner_hash_salt: Option<String>,
+}
+
+/// Validated server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the tenants file is (default `tenants.toml` beside the server file).
+    pub tenants_file: PathBuf,
+    /// Edge listener, default `0.0.0.0:8080` (plain HTTP).
+    pub edge_listen: SocketAddr,
+    /// Token service listener, default `0.0.0.0:8081`.
+    pub token_listen: SocketAddr,
+    /// Prometheus listener, default `127.0.0.1:9090`.
+    pub metrics_listen: SocketAddr,
+    /// Default request body limit for tenants that set none, default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Token request body limit, default 64 KiB.
+    pub token_request_max_bytes: usize,
+    /// `iss` of issued tokens and the only one accepted, default `lrsgate`.
+    pub issuer: String,
+    /// Leeway for `exp`/`nbf`, default 30 s.
+    pub clock_skew_seconds: u64,
+    pub upstream: UpstreamTimeouts,
+    pub pingora: PingoraSettings,
+    /// Salt for the learner hash in logs; random per process when unset (then hashes do not
+    /// correlate across instances or restarts).
+    pub learner_hash_salt: Option<String>,
+}
+
+/// Timeouts towards the LRS.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    /// TCP (+TLS) connect, default 2 s.
+    pub connect: Duration,
+    /// Per read, default 30 s.
+    pub read: Duration,
+    /// Per write, default 30 s.
+    pub write: Duration,
+    /// How long an idle pooled connection is kept, default 55 s: keep it below the LRS's own
+    /// keep-alive timeout, or a reused stale connection fails a POST.
+    pub idle: Duration,
+    /// TCP health check period, default 5 s.
+    pub health_check_interval: Duration,
+}
+
+/// Pingora's own server settings, passed to its `ServerConf`.
+#[derive(Debug, Clone)]
+pub struct PingoraSettings {
+    /// Worker threads per service, default 2.
+    pub threads: usize,
+    /// Default `/tmp/lrsgate.pid`.
+    pub pid_file: String,
+    /// Socket used to hand listeners to a new process on upgrade, default `/tmp/lrsgate_upgrade.sock`.
+    pub upgrade_sock: String,
+    pub error_log: Option<String>,
+    /// How long an old process keeps serving after a graceful stop or upgrade, default 30 s
+    /// (Pingora's own default is 300 s, which makes every reload take five minutes).
+    pub grace_period_seconds: u64,
+    /// Default 10 s.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Pooled upstream connections in total, default 256.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+impl ServerConfig {
+    /// Load and validate the server file.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let raw: ServerFile = read_toml(file)?;
+        Self::from_file(file, raw)
+    }
+
+    pub fn from_file(file: &Path, raw: ServerFile) -> Result<Self, ConfigError> {
+        let addr = |key: &str, value: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+            let text = value.unwrap_or_else(|| default.to_owned());
+            text.parse().map_err(|_| {
+                ConfigError::new(file, format!("listen.{key}"), format!("\"{text}\" is not an address:port"))
+            })
+        };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let tenants_file = dir.join(raw.tenants_file.unwrap_or_else(|| PathBuf::from("tenants.toml")));
+        let positive = |key: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+            match v.unwrap_or(default) {
+                0 => Err(ConfigError::new(file, key.to_owned(), "must be greater than 0")),
+                n => Ok(n),
+            }
+        };
+        let u = raw.upstream;
+        let p = raw.server;
+        let threads = p.threads.unwrap_or(2);
+        if threads == 0 {
+            return Err(ConfigError::new(file, "server.threads".to_owned(), "must be greater than 0"));
+        }
+        let max_body_bytes = raw.limits.max_body_bytes.unwrap_or(4 * 1024 * 1024);
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new(file, "limits.max_body_bytes".to_owned(), "must be greater than 0"));
+        }
+        Ok(ServerConfig {
+            tenants_file,
+            edge_listen: addr("edge", raw.listen.edge, "0.0.0.0:8080")?,
+            token_listen: addr("token_service", raw.listen.token_service, "0.0.0.0:8081")?,
+            metrics_listen: addr("metrics", raw.listen.metrics, "127.0.0.1:9090")?,
+            max_body_bytes,
+            token_request_max_bytes: raw.limits.token_request_max_bytes.unwrap_or(64 * 1024),
+            issuer: raw.tokens.issuer.unwrap_or_else(|| "lrsgate".to_owned()),
+            clock_skew_seconds: raw.tokens.clock_skew_seconds.unwrap_or(30),
+            upstream: UpstreamTimeouts {
+                connect: Duration::from_millis(positive("upstream.connect_timeout_ms", u.connect_timeout_ms, 2_000)?),
+                read: Duration::from_millis(positive("upstream.read_timeout_ms", u.read_timeout_ms, 30_000)?),
+                write: Duration::from_millis(positive("upstream.write_timeout_ms", u.write_timeout_ms, 30_000)?),
+                idle: Duration::from_secs(positive("upstream.idle_timeout_seconds", u.idle_timeout_seconds, 55)?),
+                health_check_interval: Duration::from_secs(positive(
+                    "upstream.health_check_interval_seconds",
+                    u.health_check_interval_seconds,
+                    5,
+                )?),
+            },
+            pingora: PingoraSettings {
+                threads,
+                pid_file: p.pid_file.unwrap_or_else(|| "/tmp/lrsgate.pid".to_owned()),
+                upgrade_sock: p.upgrade_sock.unwrap_or_else(|| "/tmp/lrsgate_upgrade.sock".to_owned()),
+                error_log: p.error_log,
+                grace_period_seconds: p.grace_period_seconds.unwrap_or(30),
+                graceful_shutdown_timeout_seconds: p.graceful_shutdown_timeout_seconds.unwrap_or(10),
+                upstream_keepalive_pool_size: p.upstream_keepalive_pool_size.unwrap_or(256),
+            },
+            learner_hash_salt: raw.logging.learner_hash_salt,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_toml;
+
+    fn load(text: &str) -> Result<ServerConfig, ConfigError> {
+        let file = Path::new("/etc/lrsgate/lrsgate.toml");
+        let raw: ServerFile = parse_toml(file, text, &|_| None)?;
+        ServerConfig::from_file(file, raw)
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.edge_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.tenants_file, PathBuf::from("/etc/lrsgate/tenants.toml"));
+        assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.pingora.grace_period_seconds, 30);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load("[limits]\nmax_body_byte = 10\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("limits.max_body_byte"));
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_and_zero_values_are_named() {
+        assert_eq!(load("[listen]\nedge = 'nowhere'\n").unwrap_err().key.as_deref(), Some("listen.edge"));
+        assert_eq!(load("[server]\nthreads = 0\n").unwrap_err().key.as_deref(), Some("server.threads"));
+        assert_eq!(
+            load("[upstream]\nread_timeout_ms = 0\n").unwrap_err().key.as_deref(),
+            Some("upstream.read_timeout_ms")
+        );
+    }
+}

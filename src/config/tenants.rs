@@ -1,0 +1,310 @@
+//! The tenants file: one or many tenants, validated whole. A bad file is refused whole.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{read_toml, ConfigError};
+use crate::auth::apikey::{self, KeyHash};
+use crate::auth::keys::MIN_HS256_SECRET_BYTES;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    #[serde(default)]
+    pub tenant: Vec<TenantEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    pub id: String,
+    pub hosts: Vec<String>,
+    /// Only `strict` today.
+    pub policy: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub upstream: UpstreamEntry,
+    pub signing: SigningEntry,
+    #[serde(default)]
+    pub tokens: TokensEntry,
+    #[serde(default)]
+    pub lms: LmsEntry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamEntry {
+    /// LRS base URLs, each with its xAPI base path (`http://10.0.0.5:8080/xapi`).
+    pub nodes: Vec<String>,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningEntry {
+    pub algorithms: Option<Vec<String>>,
+    pub secret: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensEntry {
+    pub default_ttl_seconds: Option<u64>,
+    pub max_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmsEntry {
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+}
+
+/// One LRS node, parsed from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// The base path without a trailing slash (`/xapi`, or empty).
+    pub base_path: String,
+}
+
+/// A validated tenant, before runtime objects (keys, load balancer) are built from it.
+#[derive(Clone)]
+pub struct TenantSpec {
+    pub id: String,
+    /// Lower-case host names without port.
+    pub hosts: Vec<String>,
+    pub nodes: Vec<NodeSpec>,
+    pub lrs_username: String,
+    pub lrs_password: String,
+    pub secret: Vec<u8>,
+    /// Default 3600 s.
+    pub default_ttl_seconds: u64,
+    /// Default 28800 s (8 h).
+    pub max_ttl_seconds: u64,
+    pub api_key_hashes: Vec<KeyHash>,
+    /// Falls back to the server's `limits.max_body_bytes`.
+    pub max_body_bytes: Option<usize>,
+}
+
+impl std::fmt::Debug for TenantSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSpec").field("id", &self.id).field("hosts", &self.hosts).finish_non_exhaustive()
+    }
+}
+
+/// Load and validate a tenants file.
+pub fn load(file: &Path) -> Result<Vec<TenantSpec>, ConfigError> {
+    let raw: TenantsFile = read_toml(file)?;
+    validate(file, raw)
+}
+
+/// Validate a whole tenants file; the first problem refuses it.
+pub fn validate(file: &Path, raw: TenantsFile) -> Result<Vec<TenantSpec>, ConfigError> {
+    if raw.tenant.is_empty() {
+        return Err(ConfigError::new(file, None, "no [[tenant]] defined"));
+    }
+    let mut ids = HashSet::new();
+    let mut hosts: HashMap<String, String> = HashMap::new();
+    let mut specs = Vec::with_capacity(raw.tenant.len());
+    for (i, entry) in raw.tenant.into_iter().enumerate() {
+        let at = |key: &str| format!("tenant[{i}].{key}");
+        let spec = tenant_spec(file, &at, entry)?;
+        if !ids.insert(spec.id.clone()) {
+            return Err(ConfigError::new(file, at("id"), format!("tenant id \"{}\" is used twice", spec.id)));
+        }
+        for host in &spec.hosts {
+            if let Some(owner) = hosts.insert(host.clone(), spec.id.clone()) {
+                return Err(ConfigError::new(
+                    file,
+                    at("hosts"),
+                    format!("host \"{host}\" is already served by tenant \"{owner}\""),
+                ));
+            }
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Result<TenantSpec, ConfigError> {
+    let err = |key: &str, msg: String| ConfigError::new(file, at(key), msg);
+    if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(err("id", format!("\"{}\" is not a tenant id (letters, digits, - and _)", e.id)));
+    }
+    match e.policy.as_deref() {
+        None | Some("strict") => {}
+        Some(other) => return Err(err("policy", format!("unknown policy \"{other}\" (known: strict)"))),
+    }
+    if e.hosts.is_empty() {
+        return Err(err("hosts", "at least one host is required".into()));
+    }
+    let mut hosts = Vec::with_capacity(e.hosts.len());
+    for host in &e.hosts {
+        let h = host.to_ascii_lowercase();
+        if h.is_empty() || h.contains(['/', ' ', '@']) || (h.contains(':') && !h.starts_with('[')) {
+            return Err(err("hosts", format!("\"{host}\" is not a host name (no scheme, port or path)")));
+        }
+        if hosts.contains(&h) {
+            return Err(err("hosts", format!("host \"{host}\" is listed twice")));
+        }
+        hosts.push(h);
+    }
+    if e.upstream.nodes.is_empty() {
+        return Err(err("upstream.nodes", "at least one LRS node is required".into()));
+    }
+    let nodes = e
+        .upstream
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(n, url)| parse_node(url).map_err(|m| err(&format!("upstream.nodes[{n}]"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if e.upstream.username.contains(':') {
+        return Err(err("upstream.username", "a Basic user name cannot contain ':'".into()));
+    }
+    let algorithms = e.signing.algorithms.unwrap_or_else(|| vec!["HS256".into()]);
+    if let Some(bad) = algorithms.iter().find(|a| a.as_str() != "HS256") {
+        return Err(err("signing.algorithms", format!("algorithm \"{bad}\" is not supported (supported: HS256)")));
+    }
+    if algorithms.is_empty() {
+        return Err(err("signing.algorithms", "at least one algorithm is required".into()));
+    }
+    let secret = e.signing.secret.into_bytes();
+    if secret.len() < MIN_HS256_SECRET_BYTES {
+        return Err(err(
+            "signing.secret",
+            format!("secret is {} bytes; HS256 needs at least {MIN_HS256_SECRET_BYTES}", secret.len()),
+        ));
+    }
+    let default_ttl_seconds = e.tokens.default_ttl_seconds.unwrap_or(3600);
+    let max_ttl_seconds = e.tokens.max_ttl_seconds.unwrap_or(28_800);
+    if default_ttl_seconds == 0 || default_ttl_seconds > max_ttl_seconds {
+        return Err(err(
+            "tokens.default_ttl_seconds",
+            format!("must be between 1 and max_ttl_seconds ({max_ttl_seconds})"),
+        ));
+    }
+    let api_key_hashes = e
+        .lms
+        .api_key_hashes
+        .iter()
+        .enumerate()
+        .map(|(n, h)| {
+            apikey::parse_hash(h).ok_or_else(|| {
+                err(
+                    &format!("lms.api_key_hashes[{n}]"),
+                    "expected \"sha256:<64 hex digits>\" (see `lrsgate apikey new`)".into(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if e.max_body_bytes == Some(0) {
+        return Err(err("max_body_bytes", "must be greater than 0".into()));
+    }
+    Ok(TenantSpec {
+        id: e.id,
+        hosts,
+        nodes,
+        lrs_username: e.upstream.username,
+        lrs_password: e.upstream.password,
+        secret,
+        default_ttl_seconds,
+        max_ttl_seconds,
+        api_key_hashes,
+        max_body_bytes: e.max_body_bytes,
+    })
+}
+
+fn parse_node(text: &str) -> Result<NodeSpec, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(format!("scheme \"{other}\" is not http or https")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("put the LRS credential in upstream.username/password, not in the URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an LRS base URL has no query or fragment".into());
+    }
+    let host = url.host_str().ok_or("the URL has no host")?.to_owned();
+    let port = url.port_or_known_default().ok_or("the URL has no port")?;
+    Ok(NodeSpec { tls, host, port, base_path: url.path().trim_end_matches('/').to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_toml;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn tenant(id: &str, host: &str) -> String {
+        format!(
+            "[[tenant]]\nid = '{id}'\nhosts = ['{host}']\n[tenant.upstream]\nnodes = ['http://127.0.0.1:9000/xapi/']\n\
+             username = 'u'\npassword = '${{LRS_PASSWORD}}'\n[tenant.signing]\nsecret = '{SECRET}'\n"
+        )
+    }
+
+    fn load_text(text: &str) -> Result<Vec<TenantSpec>, ConfigError> {
+        let file = Path::new("tenants.toml");
+        let raw: TenantsFile = parse_toml(file, text, &|n| (n == "LRS_PASSWORD").then(|| "pw".into()))?;
+        validate(file, raw)
+    }
+
+    fn key_of(text: &str) -> Option<String> {
+        load_text(text).unwrap_err().key
+    }
+
+    #[test]
+    fn valid_file_with_defaults() {
+        let specs = load_text(&tenant("acme", "LRS.Acme.example")).unwrap();
+        assert_eq!(specs[0].hosts, vec!["lrs.acme.example"]);
+        assert_eq!(specs[0].lrs_password, "pw");
+        assert_eq!(
+            specs[0].nodes[0],
+            NodeSpec { tls: false, host: "127.0.0.1".into(), port: 9000, base_path: "/xapi".into() }
+        );
+        assert_eq!((specs[0].default_ttl_seconds, specs[0].max_ttl_seconds), (3600, 28_800));
+    }
+
+    #[test]
+    fn refusal_rules_name_the_key() {
+        let short = tenant("a", "h").replace(SECRET, "too-short");
+        let unset = tenant("a", "h").replace("LRS_PASSWORD", "NOT_SET_ANYWHERE");
+        let unknown = tenant("a", "h").replace("[tenant.signing]", "[tenant.signing]\nkid = 'x'");
+        let dup_host = format!("{}{}", tenant("a", "h"), tenant("b", "H"));
+        let dup_id = format!("{}{}", tenant("a", "h1"), tenant("a", "h2"));
+        let bad_alg = tenant("a", "h").replace("[tenant.signing]", "[tenant.signing]\nalgorithms = ['HS256', 'none']");
+        let bad_scheme = tenant("a", "h").replace("http://127", "ftp://127");
+        let bad_hash = tenant("a", "h") + "[tenant.lms]\napi_key_hashes = ['abc']\n";
+        let bad_policy = tenant("a", "h").replace("hosts =", "policy = 'lenient'\nhosts =");
+        let host_with_port = tenant("a", "h:8080");
+        let table = [
+            ("short_secret", short, "tenant[0].signing.secret"),
+            ("unset_env", unset, "tenant[0].upstream.password"),
+            ("unknown_key", unknown, "tenant[0].signing.kid"),
+            ("duplicate_host", dup_host, "tenant[1].hosts"),
+            ("duplicate_id", dup_id, "tenant[1].id"),
+            ("unknown_algorithm", bad_alg, "tenant[0].signing.algorithms"),
+            ("bad_scheme", bad_scheme, "tenant[0].upstream.nodes[0]"),
+            ("bad_api_key_hash", bad_hash, "tenant[0].lms.api_key_hashes[0]"),
+            ("unknown_policy", bad_policy, "tenant[0].policy"),
+            ("host_with_port", host_with_port, "tenant[0].hosts"),
+        ];
+        for (rule, text, key) in table {
+            assert_eq!(key_of(&text).as_deref(), Some(key), "{rule}");
+        }
+    }
+
+    #[test]
+    fn empty_file_is_refused() {
+        assert!(load_text("").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Every refusal lrsgate makes, and the one place that maps each to its HTTP status, stable
+//! reason code (also the metric label and log field) and message.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::auth::verify::TokenError;
+use crate::policy::{PolicyDenial, WriteDenial};
+use crate::token_service::request::TokenRequestError;
+use crate::xapi::query::QueryError;
+use crate::xapi::statement::BodyError;
+use crate::xapi::strict_json::JsonError;
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    UnknownTenant,
+    UnknownRoute,
+    /// A path a server could read two ways (encoding, dot segments).
+    BadPath,
+    MethodNotAllowed,
+    Query(QueryError),
+    Token(TokenError),
+    ApiKeyMissing,
+    ApiKeyInvalid,
+    Policy(PolicyDenial),
+    Write(WriteDenial),
+    Body(BodyError),
+    BodyTooLarge {
+        limit: usize,
+    },
+    /// The client's body broke off or was badly framed.
+    BodyUnreadable,
+    /// A body on a request that takes none.
+    UnexpectedBody,
+    UnsupportedContentType,
+    TokenRequest(TokenRequestError),
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl Denial {
+    /// Status and stable reason code. The only place either is decided.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            Denial::UnknownTenant => (404, "unknown_tenant"),
+            Denial::UnknownRoute => (404, "unknown_route"),
+            Denial::BadPath => (400, "bad_path"),
+            Denial::MethodNotAllowed => (405, "method_not_allowed"),
+            Denial::Query(QueryError::Unknown(_)) => (400, "unknown_parameter"),
+            Denial::Query(QueryError::Duplicate(_)) => (400, "duplicate_parameter"),
+            Denial::Token(e) => (
+                401,
+                match e {
+                    TokenError::Missing => "token_missing",
+                    TokenError::Malformed => "token_malformed",
+                    TokenError::AlgorithmRefused => "token_algorithm_refused",
+                    TokenError::InvalidSignature => "token_invalid_signature",
+                    TokenError::Expired => "token_expired",
+                    TokenError::NotYetValid => "token_not_yet_valid",
+                    TokenError::WrongTenant => "token_wrong_tenant",
+                    TokenError::WrongIssuer => "token_wrong_issuer",
+                    TokenError::BadPayload => "token_bad_payload",
+                },
+            ),
+            Denial::ApiKeyMissing => (401, "api_key_missing"),
+            Denial::ApiKeyInvalid => (401, "api_key_invalid"),
+            Denial::Policy(p) | Denial::Write(WriteDenial { denial: p, .. }) => policy_parts(p),
+            Denial::Body(BodyError::Json(JsonError::DuplicateKey(_))) => (400, "duplicate_key"),
+            Denial::Body(BodyError::Json(JsonError::Syntax(_))) => (400, "malformed_json"),
+            Denial::Body(_) => (400, "invalid_statement"),
+            Denial::BodyTooLarge { .. } => (413, "body_too_large"),
+            Denial::BodyUnreadable => (400, "body_unreadable"),
+            Denial::UnexpectedBody => (400, "unexpected_body"),
+            Denial::UnsupportedContentType => (400, "unsupported_content_type"),
+            Denial::TokenRequest(e) => (
+                400,
+                match e {
+                    TokenRequestError::Json(JsonError::DuplicateKey(_)) => "duplicate_key",
+                    TokenRequestError::Json(JsonError::Syntax(_)) => "malformed_json",
+                    TokenRequestError::Shape(_) => "invalid_request",
+                    TokenRequestError::Actor(_) => "invalid_actor",
+                    TokenRequestError::Registration => "invalid_registration",
+                    TokenRequestError::ActivityId => "invalid_activity_id",
+                    TokenRequestError::CourseId => "invalid_course_id",
+                    TokenRequestError::UnknownScope(_) => "unknown_scope",
+                    TokenRequestError::ReadOnlyScope(_) => "scope_not_writable",
+                    TokenRequestError::Group(_) => "invalid_group",
+                    TokenRequestError::Ttl => "invalid_ttl",
+                },
+            ),
+            Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
+            Denial::UpstreamTimeout => (504, "upstream_timeout"),
+            Denial::Internal => (500, "internal_error"),
+        }
+    }
+
+    /// The refusal for a failed exchange with the LRS.
+    pub fn from_upstream_error(e: &pingora::Error) -> Denial {
+        use pingora::ErrorType::{ConnectTimedout, ReadTimedout, WriteTimedout};
+        match e.etype() {
+            ConnectTimedout | ReadTimedout | WriteTimedout => Denial::UpstreamTimeout,
+            _ => Denial::UpstreamUnavailable,
+        }
+    }
+
+    /// A human explanation. Never contains a token, credential or learner identity.
+    pub fn message(&self) -> String {
+        match self {
+            Denial::UnknownTenant => "no tenant is served at this host".into(),
+            Denial::UnknownRoute => "no such xAPI resource".into(),
+            Denial::BadPath => "the path has encoded characters, dot segments or empty segments".into(),
+            Denial::MethodNotAllowed => "this method is not allowed on this resource".into(),
+            Denial::Query(e) => e.to_string(),
+            Denial::Token(e) => match e {
+                TokenError::Missing => "a session token is required (Authorization: Bearer or Basic)".into(),
+                TokenError::Malformed => "the Authorization header does not hold a well-formed token".into(),
+                TokenError::AlgorithmRefused => "the token's algorithm is not accepted by this tenant".into(),
+                TokenError::InvalidSignature => "the token's signature is not valid".into(),
+                TokenError::Expired => "the token has expired".into(),
+                TokenError::NotYetValid => "the token is not valid yet".into(),
+                TokenError::WrongTenant => "the token was issued for another tenant".into(),
+                TokenError::WrongIssuer => "the token was issued by someone else".into(),
+                TokenError::BadPayload => "the token's claims are not a valid session".into(),
+            },
+            Denial::ApiKeyMissing => "an LMS API key is required (Authorization: Bearer <key>)".into(),
+            Denial::ApiKeyInvalid => "the LMS API key is not valid for this tenant".into(),
+            Denial::Policy(p) => policy_message(p),
+            Denial::Write(w) => format!("statement {}: {}", w.index, policy_message(&w.denial)),
+            Denial::Body(e) => e.to_string(),
+            Denial::BodyTooLarge { limit } => format!("the request body is larger than {limit} bytes"),
+            Denial::BodyUnreadable => "the request body could not be read".into(),
+            Denial::UnexpectedBody => "this request takes no body".into(),
+            Denial::UnsupportedContentType => "the body must be application/json".into(),
+            Denial::TokenRequest(e) => e.to_string(),
+            Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
+            Denial::UpstreamTimeout => "the LRS did not answer in time".into(),
+            Denial::Internal => "internal error".into(),
+        }
+    }
+
+    /// The JSON error body: `{"error", "message"}`, plus `statement_index` for batch refusals.
+    pub fn body(&self) -> Vec<u8> {
+        let (_, code) = self.status_and_code();
+        let mut value = json!({ "error": code, "message": self.message() });
+        let index = match self {
+            Denial::Write(w) => Some(w.index),
+            Denial::Body(BodyError::Statement { index, .. }) => Some(*index),
+            _ => None,
+        };
+        if let (Some(index), Value::Object(obj)) = (index, &mut value) {
+            obj.insert("statement_index".into(), json!(index));
+        }
+        value.to_string().into_bytes()
+    }
+}
+
+fn policy_parts(p: &PolicyDenial) -> (u16, &'static str) {
+    match p {
+        PolicyDenial::ScopeDenies => (403, "scope_denies"),
+        PolicyDenial::NotSupported(_) => (403, "not_supported"),
+        PolicyDenial::ActorMismatch => (403, "actor_mismatch"),
+        PolicyDenial::ActivityMismatch => (403, "activity_mismatch"),
+        PolicyDenial::RegistrationMismatch => (403, "registration_mismatch"),
+        PolicyDenial::VoidingRefused => (403, "voiding_refused"),
+        PolicyDenial::AuthorityRefused => (403, "authority_refused"),
+        PolicyDenial::QueryOutOfScope(_) => (403, "query_out_of_scope"),
+        PolicyDenial::InvalidParameter(_) => (400, "invalid_parameter"),
+        PolicyDenial::MissingParameter(_) => (400, "missing_parameter"),
+        PolicyDenial::StatementIdMismatch => (400, "statement_id_mismatch"),
+        PolicyDenial::NotOneStatement => (400, "not_one_statement"),
+    }
+}
+
+fn policy_message(p: &PolicyDenial) -> String {
+    let mut s = String::new();
+    let _ = match p {
+        PolicyDenial::ScopeDenies => write!(s, "the token's scope allows nothing here"),
+        PolicyDenial::NotSupported(what) => write!(s, "{what} is not supported by lrsgate yet"),
+        PolicyDenial::ActorMismatch => write!(s, "the actor is not the token's learner"),
+        PolicyDenial::ActivityMismatch => write!(s, "the object is not the token's activity"),
+        PolicyDenial::RegistrationMismatch => write!(s, "context.registration is missing or not the token's"),
+        PolicyDenial::VoidingRefused => write!(s, "voiding statements may not be sent with a session token"),
+        PolicyDenial::AuthorityRefused => write!(s, "authority is set by the LRS, not the client"),
+        PolicyDenial::QueryOutOfScope(param) => write!(s, "the {param} filter is outside the token's scope"),
+        PolicyDenial::InvalidParameter(param) => write!(s, "the {param} parameter is malformed"),
+        PolicyDenial::MissingParameter(param) => write!(s, "the {param} parameter is required"),
+        PolicyDenial::StatementIdMismatch => write!(s, "the body's id differs from the statementId parameter"),
+        PolicyDenial::NotOneStatement => write!(s, "PUT stores exactly one statement"),
+    };
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_per_status_family_and_bodies_are_json() {
+        let samples = [
+            Denial::UnknownTenant,
+            Denial::Token(TokenError::Expired),
+            Denial::Policy(PolicyDenial::ActorMismatch),
+            Denial::Write(WriteDenial { index: 3, denial: PolicyDenial::ActivityMismatch }),
+            Denial::BodyTooLarge { limit: 10 },
+        ];
+        for d in samples {
+            let v: Value = serde_json::from_slice(&d.body()).unwrap();
+            assert_eq!(v["error"], d.status_and_code().1);
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        let v: Value = serde_json::from_slice(
+            &Denial::Write(WriteDenial { index: 3, denial: PolicyDenial::ActivityMismatch }).body(),
+        )
+        .unwrap();
+        assert_eq!(v["statement_index"], 3);
+    }
+}

@@ -1,0 +1,151 @@
+//! `request_filter`'s work: tenant, route, token, query, body, policy. Everything that decides
+//! whether a request may reach the LRS happens here, before any upstream connection exists.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::Method;
+use pingora::protocols::http::ServerSession;
+
+use super::context::EdgeCtx;
+use crate::auth::verify::{token_from_authorization, verify};
+use crate::denial::Denial;
+use crate::http_io::{has_body, read_bounded, BodyReadError};
+use crate::logfields::learner_hash;
+use crate::policy::{self, Grant, PolicyDenial};
+use crate::tenant::TenantStore;
+use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
+use crate::xapi::route::{self, Resource, RouteError};
+use crate::xapi::statement::parse_body;
+
+/// What to do with an admitted request.
+pub enum Admission {
+    /// Proxy it through Pingora's normal path (no body, or a body the replay buffer holds).
+    Proxy,
+    /// Forward it directly with this validated body (too large for the replay buffer).
+    ForwardDirect(Bytes),
+    /// Already answered (health check).
+    Answered,
+}
+
+/// Pingora's request-body replay buffer (`BODY_BUF_LIMIT` in pingora-core 0.9, not configurable).
+pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Judge the request. On `Ok`, `ctx` holds the tenant, resource, forced query and body.
+pub async fn admit(
+    session: &mut ServerSession,
+    ctx: &mut EdgeCtx,
+    store: &TenantStore,
+    salt: &str,
+) -> Result<Admission, Denial> {
+    let req = session.req_header();
+    let path = req.uri.path();
+    if path == "/healthz" {
+        return Ok(Admission::Answered);
+    }
+    let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
+    let tenant = store.load().resolve(host).ok_or(Denial::UnknownTenant)?.clone();
+    ctx.tenant = Some(tenant.clone());
+    let resource = route::resolve(path).map_err(|e| match e {
+        RouteError::BadPath => Denial::BadPath,
+        RouteError::Unknown => Denial::UnknownRoute,
+    })?;
+    ctx.resource = Some(resource);
+    let method = req.method.clone();
+    let raw_query = req.uri.query();
+
+    if resource == Resource::About {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(Denial::MethodNotAllowed);
+        }
+        query::parse(raw_query, &[]).map_err(Denial::Query)?;
+        refuse_body(session)?;
+        return Ok(Admission::Proxy);
+    }
+
+    let token =
+        token_from_authorization(req.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).map_err(Denial::Token)?;
+    let (_claims, grant) = verify(token, &tenant.id, &tenant.keys).map_err(Denial::Token)?;
+    ctx.learner = Some(learner_hash(salt, &grant.actor));
+
+    if method == Method::POST && query::mentions(raw_query, "method") {
+        return Err(Denial::Policy(PolicyDenial::NotSupported("the Alternate Request Syntax (?method=)")));
+    }
+    match (resource, method) {
+        (Resource::Statements, Method::GET | Method::HEAD) => {
+            let params = query::parse(raw_query, STATEMENT_GET_PARAMS).map_err(Denial::Query)?;
+            ctx.upstream_query = Some(policy::statements::check_read(&grant, &params).map_err(Denial::Policy)?);
+            refuse_body(session)?;
+            Ok(Admission::Proxy)
+        }
+        (Resource::Statements, Method::POST) => {
+            query::parse(raw_query, &[]).map_err(Denial::Query)?;
+            let body = read_statements(session, ctx, &grant, None, tenant.max_body_bytes).await?;
+            Ok(admission_for(session, body))
+        }
+        (Resource::Statements, Method::PUT) => {
+            let params = query::parse(raw_query, &["statementId"]).map_err(Denial::Query)?;
+            let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
+            let statement_id = id.value.clone().into_owned();
+            ctx.upstream_query = Some(id.raw.to_owned());
+            let body = read_statements(session, ctx, &grant, Some(&statement_id), tenant.max_body_bytes).await?;
+            Ok(admission_for(session, body))
+        }
+        (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
+        (other, _) => Err(Denial::Policy(PolicyDenial::NotSupported(match other {
+            Resource::StatementsMore => "statement paging (more)",
+            Resource::ActivitiesState => "the State resource",
+            Resource::ActivitiesProfile => "the Activity Profile resource",
+            Resource::Activities => "the Activities resource",
+            Resource::AgentsProfile => "the Agent Profile resource",
+            _ => "the Agents resource",
+        }))),
+    }
+}
+
+/// Small bodies go through Pingora's replay buffer; larger ones are forwarded directly.
+fn admission_for(session: &ServerSession, body: Bytes) -> Admission {
+    if body.len() <= REPLAY_BUFFER_BYTES && session.get_retry_buffer().is_some() {
+        Admission::Proxy
+    } else {
+        Admission::ForwardDirect(body)
+    }
+}
+
+fn refuse_body(session: &ServerSession) -> Result<(), Denial> {
+    if has_body(session) {
+        return Err(Denial::UnexpectedBody);
+    }
+    Ok(())
+}
+
+/// Read, parse and judge a statement write body. Returns the client's bytes, unchanged.
+async fn read_statements(
+    session: &mut ServerSession,
+    ctx: &mut EdgeCtx,
+    grant: &Grant,
+    put_id: Option<&str>,
+    limit: usize,
+) -> Result<Bytes, Denial> {
+    let content_type = session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("multipart/mixed") {
+        return Err(Denial::Policy(PolicyDenial::NotSupported("multipart/mixed statement requests")));
+    }
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(Denial::UnsupportedContentType);
+    }
+    // The replay buffer records only what is read after this call.
+    session.enable_retry_buffering();
+    let body = read_bounded(session, limit).await.map_err(|e| match e {
+        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
+        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
+    })?;
+    let statements = parse_body(&body).map_err(Denial::Body)?;
+    if let Some(id) = put_id {
+        let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        policy::statements::check_put_id(id, &statements, is_array).map_err(Denial::Policy)?;
+    }
+    policy::statements::check_write(grant, &statements).map_err(Denial::Write)?;
+    ctx.validated_body = Some(body.clone());
+    Ok(body)
+}

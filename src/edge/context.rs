@@ -1,0 +1,28 @@
+//! What one edge request carries from phase to phase.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::tenant::Tenant;
+use crate::upstream::UpstreamNode;
+use crate::xapi::route::Resource;
+
+/// Per-request state. Holds the tenant snapshot taken once in `request_filter`.
+#[derive(Default)]
+pub struct EdgeCtx {
+    pub tenant: Option<Arc<Tenant>>,
+    pub resource: Option<Resource>,
+    /// The judged query the LRS receives (`None`: no query).
+    pub upstream_query: Option<String>,
+    /// The judged body, replayed byte for byte to the LRS.
+    pub validated_body: Option<Bytes>,
+    /// The node chosen by `upstream_peer` (set again on each retry).
+    pub node: Option<UpstreamNode>,
+    /// The learner as a salted hash, for logs.
+    pub learner: Option<String>,
+    /// Our own refusal (status, reason code), when there was one.
+    pub refused: Option<(u16, &'static str)>,
+    /// Status relayed by the direct forwarder for large bodies.
+    pub forwarded_status: Option<u16>,
+}

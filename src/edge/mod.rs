@@ -1,0 +1,215 @@
+//! The edge: Pingora's `ProxyHttp` for xAPI traffic. A thin dispatcher over the phases; the
+//! deciding work lives in `admit` (and below it in `policy`, `auth`, `xapi`).
+//!
+//! Phases: `request_filter` judges everything (a refusal is answered here and never opens an
+//! upstream connection); `upstream_peer` picks the tenant's LRS node; `upstream_request_filter`
+//! swaps the token for the LRS credential and sets path and query; `request_body_filter` sends
+//! exactly the judged bytes; `logging` counts and logs, never awaiting anything slow.
+
+pub mod admit;
+pub mod context;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use log::{debug, info};
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use self::admit::{admit, Admission};
+pub use self::context::EdgeCtx;
+use crate::denial::Denial;
+use crate::http_io::{has_body, json_header, write_denial};
+use crate::metrics;
+use crate::tenant::TenantStore;
+use crate::upstream::forward::{forward_buffered, rewrite_request, Forwarded};
+
+/// The edge proxy.
+pub struct Edge {
+    store: TenantStore,
+    learner_salt: String,
+    /// Pooled connections for bodies forwarded directly (over the replay buffer's size).
+    connector: Connector,
+}
+
+impl Edge {
+    pub fn new(store: TenantStore, learner_salt: String) -> Self {
+        Edge { store, learner_salt, connector: Connector::new(None) }
+    }
+
+    async fn refuse(&self, session: &mut Session, ctx: &mut EdgeCtx, denial: Denial) -> Result<bool> {
+        let body_unread = has_body(session) && !session.is_body_done();
+        ctx.refused = Some(denial.status_and_code());
+        write_denial(session, &denial, body_unread).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = EdgeCtx;
+
+    fn new_ctx(&self) -> EdgeCtx {
+        EdgeCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
+        match admit(session, ctx, &self.store, &self.learner_salt).await {
+            Ok(Admission::Proxy) => Ok(false),
+            Ok(Admission::Answered) => {
+                let body = Bytes::from_static(br#"{"status":"ok"}"#);
+                session.write_response_header(json_header(200, body.len()), false).await?;
+                session.write_response_body(Some(body), true).await?;
+                Ok(true)
+            }
+            Ok(Admission::ForwardDirect(body)) => {
+                // `admit` set both for every admitted request; their absence is a bug: refuse.
+                let (Some(tenant), Some(resource)) = (ctx.tenant.clone(), ctx.resource) else {
+                    return self.refuse(session, ctx, Denial::Internal).await;
+                };
+                let query = ctx.upstream_query.clone();
+                match forward_buffered(
+                    &self.connector,
+                    session,
+                    &tenant.upstream,
+                    resource.upstream_suffix(),
+                    query.as_deref(),
+                    body,
+                )
+                .await
+                {
+                    Ok(Forwarded::Relayed(status)) => ctx.forwarded_status = Some(status),
+                    Ok(Forwarded::Aborted(status)) => {
+                        session.set_keepalive(None);
+                        ctx.forwarded_status = Some(status);
+                    }
+                    Err(denial) => return self.refuse(session, ctx, denial).await,
+                }
+                Ok(true)
+            }
+            Err(denial) => self.refuse(session, ctx, denial).await,
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
+        let tenant =
+            ctx.tenant.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no tenant in context"))?;
+        let (peer, node) =
+            tenant.upstream.select().ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy LRS node"))?;
+        ctx.node = Some(node.clone());
+        Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut EdgeCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent yet: another node may take it.
+        if ctx.tenant.as_ref().is_some_and(|t| t.upstream.node_count() > 1) {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        let (Some(tenant), Some(resource), Some(node)) = (&ctx.tenant, ctx.resource, &ctx.node) else {
+            return Error::e_explain(ErrorType::InternalError, "request not admitted");
+        };
+        rewrite_request(
+            upstream,
+            node,
+            &tenant.upstream.authorization,
+            resource.upstream_suffix(),
+            ctx.upstream_query.as_deref(),
+            ctx.validated_body.as_ref().map(Bytes::len),
+        )
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        // Send exactly the judged bytes (a cheap reference-counted clone; a retry replays it).
+        if let Some(validated) = &ctx.validated_body {
+            if end_of_stream {
+                *body = Some(validated.clone());
+            } else {
+                // Cannot happen for a fully pre-read body; refuse rather than send unjudged bytes.
+                return Error::e_explain(ErrorType::InternalError, "unexpected streamed body after validation");
+            }
+        } else if body.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Error::e_explain(ErrorType::InternalError, "body on a request admitted without one");
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        _ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(upstream.status.as_u16())]).inc();
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut EdgeCtx) -> FailToProxy {
+        let client_gone = e.esource() == &ErrorSource::Downstream
+            && matches!(e.etype(), ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed);
+        let denial = match e.esource() {
+            ErrorSource::Upstream => Denial::from_upstream_error(e),
+            _ if matches!(
+                e.etype(),
+                ErrorType::ConnectNoRoute | ErrorType::ConnectTimedout | ErrorType::ConnectRefused
+            ) =>
+            {
+                Denial::from_upstream_error(e)
+            }
+            _ => Denial::Internal,
+        };
+        let (status, code) = denial.status_and_code();
+        if client_gone {
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
+        ctx.refused = Some((status, code));
+        if session.response_written().is_none() {
+            let _ = write_denial(session, &denial, true).await;
+        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut EdgeCtx) {
+        let resource = ctx.resource.map_or("none", |r| r.label());
+        let tenant = ctx.tenant.as_ref().map_or("-", |t| t.id.as_str());
+        let learner = ctx.learner.as_deref().unwrap_or("-");
+        match ctx.refused {
+            Some((status, code)) => {
+                metrics::EDGE_REQUESTS.with_label_values(&[resource, "denied"]).inc();
+                metrics::DENIALS.with_label_values(&["edge", code]).inc();
+                info!(
+                    "edge refused: tenant={tenant} resource={resource} learner={learner} status={status} reason={code}"
+                );
+            }
+            None => {
+                let status =
+                    ctx.forwarded_status.or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);
+                let outcome = if e.is_some() { "failed" } else { "forwarded" };
+                metrics::EDGE_REQUESTS.with_label_values(&[resource, outcome]).inc();
+                debug!("edge {outcome}: tenant={tenant} resource={resource} learner={learner} status={status}");
+            }
+        }
+    }
+}

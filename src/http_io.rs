@@ -1,0 +1,88 @@
+//! HTTP plumbing shared by the edge and the token service: bounded body reads and our own JSON
+//! responses. Decides nothing: statuses and codes come from `crate::denial`.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+
+use crate::denial::Denial;
+use crate::xapi::XAPI_VERSION;
+
+/// Reading a request body failed.
+#[derive(Debug)]
+pub enum BodyReadError {
+    TooLarge,
+    /// The client went away or sent a broken body.
+    Downstream(Box<pingora::Error>),
+}
+
+/// Whether the request announces a body (a non-zero `Content-Length`, or chunked).
+pub fn has_body(session: &ServerSession) -> bool {
+    let headers = &session.req_header().headers;
+    headers.contains_key(TRANSFER_ENCODING) || declared_length(session).is_some_and(|n| n > 0)
+}
+
+/// The `Content-Length` the client declared, if any and well-formed.
+pub fn declared_length(session: &ServerSession) -> Option<usize> {
+    session.req_header().headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Read the whole request body, refusing it as soon as it is known to exceed `limit` (from the
+/// declared length, before reading a byte, or while reading a chunked body). Answers
+/// `Expect: 100-continue`, which Pingora does not do when no upstream exists yet.
+pub async fn read_bounded(session: &mut ServerSession, limit: usize) -> Result<Bytes, BodyReadError> {
+    if declared_length(session).is_some_and(|n| n > limit) {
+        return Err(BodyReadError::TooLarge);
+    }
+    let expects_continue =
+        session.req_header().headers.get(EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session.write_continue_response().await.map_err(BodyReadError::Downstream)?;
+    }
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    while let Some(chunk) = session.read_request_body().await.map_err(BodyReadError::Downstream)? {
+        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.as_ref().map_or(0, BytesMut::len);
+        if so_far + chunk.len() > limit {
+            return Err(BodyReadError::TooLarge);
+        }
+        // One chunk (the common case for a statement) is kept without a copy.
+        match (&first, &mut rest) {
+            (None, _) => first = Some(chunk),
+            (Some(f), None) => {
+                let mut buf = BytesMut::with_capacity(declared_length(session).unwrap_or(f.len() + chunk.len()));
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&chunk);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match rest {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// A complete JSON response header for one of our own answers.
+pub fn json_header(status: u16, body_len: usize) -> Box<ResponseHeader> {
+    // `build` fails only for an invalid status code; ours are constants from `Denial` or 200/204.
+    let mut h = ResponseHeader::build(status, Some(4)).expect("valid status code");
+    let _ = h.insert_header(CONTENT_TYPE, "application/json");
+    let _ = h.insert_header(CONTENT_LENGTH, body_len.to_string());
+    let _ = h.insert_header("X-Experience-API-Version", XAPI_VERSION);
+    Box::new(h)
+}
+
+/// Write `denial` as our JSON error. The connection is closed afterwards when the request body
+/// was not read, so a refused upload is never drained.
+pub async fn write_denial(session: &mut ServerSession, denial: &Denial, body_unread: bool) -> pingora::Result<()> {
+    if body_unread {
+        session.set_keepalive(None);
+    }
+    let (status, _) = denial.status_and_code();
+    let body = denial.body();
+    session.write_response_header(json_header(status, body.len())).await?;
+    session.write_response_body(Bytes::from(body), true).await
+}

@@ -1,0 +1,19 @@
+//! lrsgate: session-scoped security at the edge for any xAPI Learning Record Store.
+//!
+//! Layout (see `../shared/design.md`): `xapi` and `policy` are pure and take no Pingora types;
+//! `auth` verifies and issues tokens; `config` and `tenant` build immutable snapshots; `edge`
+//! and `token_service` are the Pingora services; `upstream` reaches the LRS.
+
+pub mod auth;
+pub mod config;
+pub mod denial;
+pub mod edge;
+pub mod http_io;
+pub mod logfields;
+pub mod metrics;
+pub mod policy;
+pub mod server;
+pub mod tenant;
+pub mod token_service;
+pub mod upstream;
+pub mod xapi;

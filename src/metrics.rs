@@ -1,0 +1,77 @@
+//! Prometheus metrics, registered in the default registry that `pingora-prometheus` serves.
+//! Handles are incremented at the decision and never awaited. No tenant, learner or token
+//! value is ever a label: labels are fixed small sets (resource, outcome, reason code).
+
+use std::sync::LazyLock;
+
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+
+// The `expect`s below run once at first use; they fail only if a metric name were registered
+// twice, which the unique names in this file rule out.
+
+/// Edge requests by xAPI resource and outcome (`forwarded`, `denied`, `failed`).
+pub static EDGE_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_edge_requests_total",
+        "Edge requests by resource and outcome",
+        &["resource", "outcome"]
+    )
+    .expect("metric registered once")
+});
+
+/// Refusals by service (`edge`, `token`) and stable reason code.
+pub static DENIALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_denials_total",
+        "Refused requests by service and reason code",
+        &["service", "reason"]
+    )
+    .expect("metric registered once")
+});
+
+/// Session tokens issued.
+pub static TOKENS_ISSUED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("lrsgate_tokens_issued_total", "Session tokens issued").expect("metric registered once")
+});
+
+/// Config reloads by result (`ok`, `rejected`).
+pub static CONFIG_RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_config_reloads_total", "Tenant config reloads by result", &["result"])
+        .expect("metric registered once")
+});
+
+/// Responses relayed from the LRS, by status class (`2xx` … `5xx`).
+pub static UPSTREAM_RESPONSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_upstream_responses_total", "LRS responses by status class", &["class"])
+        .expect("metric registered once")
+});
+
+/// Validated bodies too large for Pingora's replay buffer, forwarded by `upstream::forward`.
+pub static LARGE_BODY_FORWARDS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "lrsgate_large_body_forwards_total",
+        "Validated request bodies over 64 KiB forwarded directly"
+    )
+    .expect("metric registered once")
+});
+
+/// Touch every metric so `/metrics` lists them (at zero) from the start.
+pub fn init() {
+    LazyLock::force(&EDGE_REQUESTS);
+    LazyLock::force(&DENIALS);
+    LazyLock::force(&TOKENS_ISSUED);
+    LazyLock::force(&CONFIG_RELOADS);
+    LazyLock::force(&UPSTREAM_RESPONSES);
+    LazyLock::force(&LARGE_BODY_FORWARDS);
+}
+
+/// The label for a status code's class.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,84 @@
+//! Builds the one Pingora `Server`: the edge, the token service, `/metrics`, and the background
+//! services (tenant file source, LRS health checks). `main.rs` only parses the command line.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::apps::http_app::HttpServer;
+use pingora::lb::health_check::TcpHealthCheck;
+use pingora::lb::{HealthCheckService, HealthRegistry};
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::config::server::ServerConfig;
+use crate::edge::Edge;
+use crate::metrics;
+use crate::tenant::file::FileSource;
+use crate::tenant::{TenantStore, TenantTable};
+use crate::token_service::TokenService;
+
+/// A health registry with the TCP connect check every tenant's LRS nodes share.
+pub fn health_registry() -> Arc<HealthRegistry> {
+    let registry = Arc::new(HealthRegistry::new());
+    let mut check = TcpHealthCheck::new();
+    // One failed connect marks a node down; one success brings it back.
+    check.consecutive_failure = 1;
+    check.consecutive_success = 1;
+    registry.set_health_check(check);
+    registry
+}
+
+/// Pingora's own settings from our config file.
+fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
+    let p = &cfg.pingora;
+    ServerConf {
+        threads: p.threads,
+        pid_file: p.pid_file.clone(),
+        upgrade_sock: p.upgrade_sock.clone(),
+        error_log: p.error_log.clone(),
+        grace_period_seconds: Some(p.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
+        upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
+        daemon_wait_for_ready: true,
+        ..ServerConf::default()
+    }
+}
+
+/// Everything `serve` starts. `table` is the first snapshot, already loaded and validated.
+pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<HealthRegistry>) -> Server {
+    metrics::init();
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg));
+    server.bootstrap();
+    let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
+    let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+
+    let mut edge = http_proxy_service_with_name(
+        &server.configuration,
+        Edge::new(store.clone(), learner_salt.clone()),
+        "lrsgate edge",
+    );
+    edge.add_tcp(&cfg.edge_listen.to_string());
+
+    let token_app = TokenService { store: store.clone(), max_request_bytes: cfg.token_request_max_bytes, learner_salt };
+    let mut token = Service::new("lrsgate token service".to_owned(), HttpServer::new_app(token_app));
+    token.add_tcp(&cfg.token_listen.to_string());
+
+    let mut prometheus = pingora_prometheus::prometheus_http_service();
+    prometheus.add_tcp(&cfg.metrics_listen.to_string());
+
+    let mut health_service = HealthCheckService::new(health.clone());
+    health_service.health_check_frequency = Some(cfg.upstream.health_check_interval);
+    health_service.parallel_health_check = true;
+
+    let source = FileSource { server: cfg, store, health };
+
+    server.add_service(edge);
+    server.add_service(token);
+    server.add_service(prometheus);
+    server.add_service(background_service("lrsgate tenant file source", source));
+    server.add_service(background_service("lrsgate LRS health checks", health_service));
+    server
+}

@@ -1,0 +1,266 @@
+//! The LMS's token request: strictly parsed and validated before anything is signed.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::claims::{Permissions, SessionClaims};
+use crate::policy::Scope;
+use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
+use crate::xapi::iri::{is_absolute_iri, parse_uuid};
+use crate::xapi::strict_json::{self, JsonError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequestBody {
+    actor: Value,
+    registration: String,
+    activity_id: String,
+    #[serde(default)]
+    course_id: Option<String>,
+    #[serde(default)]
+    permissions: Option<Permissions>,
+    #[serde(default)]
+    group: Option<Value>,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+}
+
+/// Why a token request is refused (all 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequestError {
+    Json(JsonError),
+    /// Missing field, wrong type or unknown field; serde's text names it.
+    Shape(String),
+    Actor(AgentError),
+    Registration,
+    ActivityId,
+    CourseId,
+    UnknownScope(String),
+    /// A read-only scope asked for writes.
+    ReadOnlyScope(String),
+    Group(String),
+    Ttl,
+}
+
+impl fmt::Display for TokenRequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenRequestError::Json(e) => e.fmt(f),
+            TokenRequestError::Shape(detail) => write!(f, "token request: {detail}"),
+            TokenRequestError::Actor(e) => write!(f, "actor {e}"),
+            TokenRequestError::Registration => f.write_str("registration must be a UUID"),
+            TokenRequestError::ActivityId => f.write_str("activity_id must be an absolute IRI"),
+            TokenRequestError::CourseId => f.write_str("course_id must be an absolute IRI"),
+            TokenRequestError::UnknownScope(s) => write!(f, "unknown scope \"{s}\""),
+            TokenRequestError::ReadOnlyScope(s) => write!(f, "scope \"{s}\" is read only"),
+            TokenRequestError::Group(why) => write!(f, "group {why}"),
+            TokenRequestError::Ttl => f.write_str("ttl_seconds must be greater than 0"),
+        }
+    }
+}
+
+/// A validated token request.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub actor: Ifi,
+    pub registration: Uuid,
+    pub activity_id: String,
+    pub course_id: Option<String>,
+    pub write: Scope,
+    pub read: Scope,
+    pub group: Option<Value>,
+    pub ttl_seconds: Option<u64>,
+}
+
+impl TokenRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, TokenRequestError> {
+        let value = strict_json::parse(body).map_err(TokenRequestError::Json)?;
+        let raw: TokenRequestBody =
+            serde_json::from_value(value).map_err(|e| TokenRequestError::Shape(e.to_string()))?;
+        let actor = parse_agent(&raw.actor).map_err(TokenRequestError::Actor)?;
+        let registration = parse_uuid(&raw.registration).ok_or(TokenRequestError::Registration)?;
+        if !is_absolute_iri(&raw.activity_id) {
+            return Err(TokenRequestError::ActivityId);
+        }
+        if raw.course_id.as_deref().is_some_and(|c| !is_absolute_iri(c)) {
+            return Err(TokenRequestError::CourseId);
+        }
+        let default = Scope::ActorActivityRegistration.as_str().to_owned();
+        let permissions = raw.permissions.unwrap_or(Permissions { write: default.clone(), read: default });
+        let scope = |name: &str| name.parse::<Scope>().map_err(|_| TokenRequestError::UnknownScope(name.to_owned()));
+        let write = scope(&permissions.write)?;
+        let read = scope(&permissions.read)?;
+        if !write.allows_writes() {
+            return Err(TokenRequestError::ReadOnlyScope(permissions.write));
+        }
+        if let Some(group) = &raw.group {
+            match parse_actor(group) {
+                Ok(Actor::Group { ifi: Some(_), .. }) => {}
+                Ok(_) => return Err(TokenRequestError::Group("must be a Group identified by an IFI".into())),
+                Err(e) => return Err(TokenRequestError::Group(e.to_string())),
+            }
+        }
+        if raw.ttl_seconds == Some(0) {
+            return Err(TokenRequestError::Ttl);
+        }
+        Ok(TokenRequest {
+            actor,
+            registration,
+            activity_id: raw.activity_id,
+            course_id: raw.course_id,
+            write,
+            read,
+            group: raw.group,
+            ttl_seconds: raw.ttl_seconds,
+        })
+    }
+
+    /// The claims for this request, issued at `now` (Unix seconds). The TTL is the requested one,
+    /// or the tenant default, capped by the tenant maximum. The actor is stored in canonical
+    /// form: its IFI only, so a display name (personal data) never rides in the token.
+    pub fn claims(&self, tenant_id: &str, issuer: &str, now: u64, default_ttl: u64, max_ttl: u64) -> SessionClaims {
+        let ttl = self.ttl_seconds.unwrap_or(default_ttl).min(max_ttl);
+        SessionClaims {
+            tenant_id: tenant_id.to_owned(),
+            actor: self.actor.agent_json(),
+            registration: self.registration.hyphenated().to_string(),
+            activity_id: self.activity_id.clone(),
+            course_id: self.course_id.clone(),
+            permissions: Permissions { write: self.write.as_str().to_owned(), read: self.read.as_str().to_owned() },
+            group: self.group.clone(),
+            session_id: Uuid::new_v4().hyphenated().to_string(),
+            jti: Uuid::new_v4().hyphenated().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl,
+            iss: issuer.to_owned(),
+            aud: tenant_id.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "actor": {"objectType": "Agent", "name": "Ann", "account": {"homePage": "https://lms.example", "name": "42"}},
+            "registration": "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11",
+            "activity_id": "https://lms.example/au/1"
+        })
+    }
+
+    fn parse(v: Value) -> Result<TokenRequest, TokenRequestError> {
+        TokenRequest::parse(v.to_string().as_bytes())
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut v = base();
+        v[key] = value;
+        v
+    }
+
+    #[test]
+    fn request_rules() {
+        type Check = fn(&TokenRequestError) -> bool;
+        let table: Vec<(&str, Value, Result<(), Check>)> = vec![
+            ("minimal_request_is_valid", base(), Ok(())),
+            (
+                "explicit_scopes_are_valid",
+                with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"})),
+                Ok(()),
+            ),
+            (
+                "actor_without_ifi_is_refused",
+                with("actor", json!({"name": "Ann"})),
+                Err(|e| matches!(e, TokenRequestError::Actor(AgentError::IfiCount(0)))),
+            ),
+            (
+                "actor_with_two_ifis_is_refused",
+                with("actor", json!({"mbox": "mailto:a@x", "openid": "https://id/a"})),
+                Err(|e| matches!(e, TokenRequestError::Actor(AgentError::IfiCount(2)))),
+            ),
+            (
+                "group_as_actor_is_refused",
+                with("actor", json!({"objectType": "Group", "mbox": "mailto:g@x"})),
+                Err(|e| matches!(e, TokenRequestError::Actor(_))),
+            ),
+            (
+                "registration_must_be_uuid",
+                with("registration", json!("reg-1")),
+                Err(|e| *e == TokenRequestError::Registration),
+            ),
+            (
+                "activity_id_must_be_absolute",
+                with("activity_id", json!("au/1")),
+                Err(|e| *e == TokenRequestError::ActivityId),
+            ),
+            (
+                "course_id_must_be_absolute",
+                with("course_id", json!("course")),
+                Err(|e| *e == TokenRequestError::CourseId),
+            ),
+            (
+                "unknown_scope_is_refused",
+                with("permissions", json!({"write": "all", "read": "false"})),
+                Err(|e| matches!(e, TokenRequestError::UnknownScope(_))),
+            ),
+            (
+                "read_only_scope_for_writes_is_refused",
+                with("permissions", json!({"write": "actor-cross-course-certification", "read": "false"})),
+                Err(|e| matches!(e, TokenRequestError::ReadOnlyScope(_))),
+            ),
+            (
+                "half_permissions_are_refused",
+                with("permissions", json!({"write": "false"})),
+                Err(|e| matches!(e, TokenRequestError::Shape(_))),
+            ),
+            ("unknown_field_is_refused", with("admin", json!(true)), Err(|e| matches!(e, TokenRequestError::Shape(_)))),
+            (
+                "anonymous_group_is_refused",
+                with("group", json!({"objectType": "Group", "member": [{"mbox": "mailto:a@x"}]})),
+                Err(|e| matches!(e, TokenRequestError::Group(_))),
+            ),
+            (
+                "identified_group_is_valid",
+                with(
+                    "group",
+                    json!({"objectType": "Group", "account": {"homePage": "https://lms.example", "name": "team-1"}}),
+                ),
+                Ok(()),
+            ),
+            ("zero_ttl_is_refused", with("ttl_seconds", json!(0)), Err(|e| *e == TokenRequestError::Ttl)),
+        ];
+        for (rule, body, want) in table {
+            match (parse(body), want) {
+                (Ok(_), Ok(())) => {}
+                (Err(e), Err(check)) => assert!(check(&e), "{rule}: unexpected {e:?}"),
+                (got, _) => panic!("{rule}: got {:?}", got.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let body = br#"{"actor":{"mbox":"mailto:a@x"},"actor":{"mbox":"mailto:b@x"},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://a"}"#;
+        assert!(matches!(TokenRequest::parse(body), Err(TokenRequestError::Json(JsonError::DuplicateKey(_)))));
+    }
+
+    #[test]
+    fn claims_cap_ttl_and_drop_the_display_name() {
+        let req = parse(with("ttl_seconds", json!(999_999))).unwrap();
+        let c = req.claims("acme", "lrsgate", 1000, 3600, 7200);
+        assert_eq!(c.exp, 1000 + 7200);
+        assert_eq!(c.aud, "acme");
+        assert!(c.actor.get("name").is_none());
+        assert_eq!(c.grant().unwrap().actor, req.actor);
+        let c = parse(base()).unwrap().claims("acme", "lrsgate", 1000, 3600, 7200);
+        assert_eq!(c.exp, 1000 + 3600);
+        assert_ne!(c.jti, c.session_id);
+    }
+}

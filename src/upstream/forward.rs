@@ -1,0 +1,141 @@
+//! Requests towards the LRS: the one header rewrite every forwarded request gets, and the direct
+//! forwarder for validated bodies larger than Pingora's 64 KiB replay buffer.
+//!
+//! Pingora 0.9 replays a body read in `request_filter` only from its fixed 64 KiB retry buffer;
+//! a larger pre-read body would be silently dropped. Such a body is judged whole first, then
+//! sent here through Pingora's pooled HTTP connector, so a refused request still never opens an
+//! upstream connection and an accepted one of any size up to the limit arrives intact.
+
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use log::warn;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::ServerSession;
+
+use super::{UpstreamNode, UpstreamPool};
+use crate::denial::Denial;
+use crate::metrics;
+
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1), plus those the
+/// LRS must never see from the client.
+const DROPPED_REQUEST_HEADERS: [&str; 4] =
+    ["keep-alive", "proxy-connection", "proxy-authorization", "x-experience-api-credential"];
+
+/// Rewrite a client request header for the LRS: path (base path + the judged resource + the
+/// judged query), `Host`, the LRS credential in place of the client's token, framing for a
+/// pre-read body. Everything else, `X-Experience-API-Version` included, passes unchanged.
+pub fn rewrite_request(
+    req: &mut RequestHeader,
+    node: &UpstreamNode,
+    lrs_authorization: &str,
+    resource_suffix: &str,
+    query: Option<&str>,
+    body_len: Option<usize>,
+) -> pingora::Result<()> {
+    let mut uri = String::with_capacity(node.base_path.len() + resource_suffix.len() + 2 + query.map_or(0, str::len));
+    uri.push_str(&node.base_path);
+    uri.push('/');
+    uri.push_str(resource_suffix);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    req.set_uri(
+        uri.parse().map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "upstream uri", e))?,
+    );
+    for name in [CONNECTION, TE, TRAILER, UPGRADE, EXPECT, COOKIE] {
+        req.remove_header(&name);
+    }
+    for name in DROPPED_REQUEST_HEADERS {
+        req.remove_header(name);
+    }
+    req.insert_header(AUTHORIZATION, lrs_authorization)?;
+    req.insert_header(HOST, node.host_header.as_str())?;
+    if let Some(len) = body_len {
+        // An explicit length, never chunked: avoids h2→h1 framing bugs (pingora #935) and lets
+        // the LRS see exactly the validated body.
+        req.remove_header(&TRANSFER_ENCODING);
+        req.insert_header(CONTENT_LENGTH, len.to_string())?;
+    }
+    Ok(())
+}
+
+/// How a direct forward ended.
+pub enum Forwarded {
+    /// The LRS answered; its status was relayed.
+    Relayed(u16),
+    /// The LRS answer broke off after its header was relayed; the client connection is closed.
+    Aborted(u16),
+}
+
+/// Send a validated request with `body` to one of `pool`'s nodes and relay the answer.
+/// Only connection failures (nothing sent yet) move on to another node.
+pub async fn forward_buffered(
+    connector: &Connector,
+    session: &mut ServerSession,
+    pool: &UpstreamPool,
+    resource_suffix: &str,
+    query: Option<&str>,
+    body: Bytes,
+) -> Result<Forwarded, Denial> {
+    metrics::LARGE_BODY_FORWARDS.inc();
+    let mut last_error = Denial::UpstreamUnavailable;
+    for _ in 0..pool.node_count().max(1) {
+        let Some((peer, node)) = pool.select() else { break };
+        let (mut http, _reused) = match connector.get_http_session(&*peer).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
+                last_error = Denial::from_upstream_error(&e);
+                continue;
+            }
+        };
+        let mut req = session.req_header().clone();
+        rewrite_request(&mut req, node, &pool.authorization, resource_suffix, query, Some(body.len()))
+            .map_err(|_| Denial::Internal)?;
+        let sent = async {
+            http.write_request_header(Box::new(req)).await?;
+            http.write_request_body(body.clone(), true).await?;
+            http.finish_request_body().await?;
+            http.read_response_header().await
+        }
+        .await;
+        if let Err(e) = sent {
+            // Something may have reached the LRS: never resend a non-idempotent write.
+            return Err(Denial::from_upstream_error(&e));
+        }
+        let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+        let mut resp = resp.clone();
+        let status = resp.status.as_u16();
+        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+        resp.remove_header(&CONNECTION);
+        resp.remove_header("keep-alive");
+        if session.write_response_header(Box::new(resp)).await.is_err() {
+            return Ok(Forwarded::Aborted(status));
+        }
+        loop {
+            match http.read_response_body().await {
+                Ok(Some(chunk)) => {
+                    if session.write_response_body(chunk, false).await.is_err() {
+                        return Ok(Forwarded::Aborted(status));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("LRS response broke off: {e}");
+                    session.set_keepalive(None);
+                    return Ok(Forwarded::Aborted(status));
+                }
+            }
+        }
+        if session.finish_body().await.is_err() {
+            return Ok(Forwarded::Aborted(status));
+        }
+        connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+        return Ok(Forwarded::Relayed(status));
+    }
+    Err(last_error)
+}

@@ -1,0 +1,105 @@
+//! Per-tenant LRS node pools: a round-robin `LoadBalancer` whose health comes from one shared
+//! `HealthRegistry` (so two tenants on the same LRS node share one probe), the LRS credential,
+//! and the peer options every upstream connection uses.
+
+pub mod forward;
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use pingora::lb::discovery::Static;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::HealthRegistry;
+use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::prelude::HttpPeer;
+
+use crate::config::server::UpstreamTimeouts;
+use crate::config::tenants::NodeSpec;
+
+/// How an LRS node is addressed once connected.
+#[derive(Debug, Clone)]
+pub struct UpstreamNode {
+    pub tls: bool,
+    pub sni: String,
+    /// `host[:port]` as the LRS expects it in `Host`.
+    pub host_header: String,
+    /// Prefix for the xAPI resource path, no trailing slash.
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeIndex(usize);
+
+/// A tenant's LRS nodes.
+pub struct UpstreamPool {
+    lb: LoadBalancer<RoundRobin>,
+    nodes: Vec<UpstreamNode>,
+    /// `Basic …` for the LRS; replaces the client's `Authorization` on every forwarded request.
+    pub authorization: String,
+    timeouts: UpstreamTimeouts,
+}
+
+impl UpstreamPool {
+    /// Resolve the nodes and build the balancer. DNS is resolved here, once per config load.
+    pub async fn build(
+        specs: &[NodeSpec],
+        username: &str,
+        password: &str,
+        timeouts: UpstreamTimeouts,
+        health: &Arc<HealthRegistry>,
+    ) -> Result<Self, String> {
+        let mut backends = std::collections::BTreeSet::new();
+        let mut nodes = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let addrs = tokio::net::lookup_host((spec.host.as_str(), spec.port))
+                .await
+                .map_err(|e| format!("cannot resolve {}:{}: {e}", spec.host, spec.port))?;
+            for addr in addrs {
+                let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
+                backend.ext.insert(NodeIndex(i));
+                backends.insert(backend);
+            }
+            let default_port = if spec.tls { 443 } else { 80 };
+            let host_header =
+                if spec.port == default_port { spec.host.clone() } else { format!("{}:{}", spec.host, spec.port) };
+            nodes.push(UpstreamNode {
+                tls: spec.tls,
+                sni: spec.host.clone(),
+                host_header,
+                base_path: spec.base_path.clone(),
+            });
+        }
+        let lb = LoadBalancer::from_backends(Backends::new_with_health_registry(Static::new(backends), health.clone()));
+        lb.update().await.map_err(|e| format!("load balancer: {e}"))?;
+        Ok(UpstreamPool {
+            lb,
+            nodes,
+            authorization: format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))),
+            timeouts,
+        })
+    }
+
+    /// Pick a healthy node (round robin) and the peer to reach it.
+    pub fn select(&self) -> Option<(Box<HttpPeer>, &UpstreamNode)> {
+        let backend = self.lb.select(b"", 64)?;
+        let node = &self.nodes[backend.ext.get::<NodeIndex>()?.0];
+        let addr = *backend.addr.as_inet()?;
+        let mut peer = HttpPeer::new(addr, node.tls, node.sni.clone());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(self.timeouts.connect);
+        o.total_connection_timeout = Some(self.timeouts.connect);
+        o.read_timeout = Some(self.timeouts.read);
+        o.write_timeout = Some(self.timeouts.write);
+        o.idle_timeout = Some(self.timeouts.idle);
+        Some((Box::new(peer), node))
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.timeouts.idle
+    }
+}

@@ -1,0 +1,12 @@
+//! The xAPI wire model: resources and routes, query strings, Agents/Groups and IFI identity,
+//! strict statement parsing. Depends on nothing else in the crate and takes no Pingora types.
+
+pub mod agent;
+pub mod iri;
+pub mod query;
+pub mod route;
+pub mod statement;
+pub mod strict_json;
+
+/// The xAPI version lrsgate speaks on its own responses.
+pub const XAPI_VERSION: &str = "1.0.3";
