@@ -43,7 +43,8 @@ pub async fn read_bounded(session: &mut ServerSession, limit: usize) -> Result<B
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     while let Some(chunk) = session.read_request_body().await.map_err(BodyReadError::Downstream)? {
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.as_ref().map_or(0, BytesMut::len);
+        // Once `rest` exists it already holds `first`'s bytes.
+        let so_far = rest.as_ref().map_or_else(|| first.as_ref().map_or(0, Bytes::len), BytesMut::len);
         if so_far + chunk.len() > limit {
             return Err(BodyReadError::TooLarge);
         }

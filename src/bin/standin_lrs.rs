@@ -6,7 +6,8 @@
 //! that a refused request reached it not at all.
 //!
 //! Inspection endpoints (not recorded): `GET /_standin/requests`, `GET /_standin/stats`,
-//! `POST /_standin/reset`.
+//! `POST /_standin/reset`. `connections` counts every accepted connection (health probes
+//! included) except those opened to inspect the stand-in.
 //!
 //! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]`
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
@@ -104,10 +105,16 @@ fn main() -> std::io::Result<()> {
 
 async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
+    let mut first = true;
     loop {
         let Some(request) = read_request(&mut stream, &mut buf).await? else { return Ok(()) };
         let close = request.close;
         let is_head = request.method == "HEAD";
+        if first && request.target.starts_with("/_standin/") {
+            // A connection opened only to inspect the stand-in is not LRS traffic.
+            lrs.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+        first = false;
         let response = handle(&lrs, request);
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}\r\n",

@@ -1,0 +1,495 @@
+//! Test harness: the real `lrsgate` binary with a temporary config, real `standin-lrs`
+//! processes that record what they receive, and a small raw HTTP/1.1 client so tests control
+//! exact bytes, framing and headers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const SECRET_ACME: &str = "acme-signing-secret-0123456789abcdef";
+pub const SECRET_OTHER: &str = "other-signing-secret-0123456789abcdef";
+pub const LRS_USER: &str = "lrs-user";
+pub const LRS_PASSWORD: &str = "lrs-password";
+pub const API_KEY_ACME: &str = "lrsk_test_acme_key_0123456789";
+pub const API_KEY_OTHER: &str = "lrsk_test_other_key_0123456789";
+pub const ACTIVITY: &str = "https://lms.example/course/1/au/1";
+pub const REGISTRATION: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A running stand-in LRS.
+pub struct StandIn {
+    child: Child,
+    pub port: u16,
+}
+
+impl StandIn {
+    pub fn start() -> StandIn {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_standin-lrs"))
+            .args(["--listen", "127.0.0.1:0", "--credential", &format!("{LRS_USER}:{LRS_PASSWORD}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start standin-lrs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).expect("stand-in port");
+        StandIn { child, port }
+    }
+
+    pub fn stats(&self) -> (u64, u64) {
+        let r = send(self.port, &Req::get("/_standin/stats"));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        (v["connections"].as_u64().unwrap(), v["requests"].as_u64().unwrap())
+    }
+
+    /// Requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        let r = send(self.port, &Req::get("/_standin/requests"));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| Recorded {
+                method: r["method"].as_str().unwrap().to_owned(),
+                target: r["target"].as_str().unwrap().to_owned(),
+                headers: r["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().to_owned(), h[1].as_str().unwrap().to_owned()))
+                    .collect(),
+                body: STANDARD.decode(r["body_base64"].as_str().unwrap()).unwrap(),
+            })
+            .collect()
+    }
+
+    pub fn last_request(&self) -> Recorded {
+        self.requests().pop().expect("the LRS received a request")
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// One request as the stand-in LRS received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query(&self) -> Vec<(String, String)> {
+        let q = self.target.split_once('?').map_or("", |(_, q)| q);
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+}
+
+/// A running lrsgate with two tenants: `acme` (hosts acme.test, localhost) on the given LRS
+/// nodes, and `other` (other.test) on the first node.
+pub struct Gate {
+    child: Option<Child>,
+    pub edge: u16,
+    pub token: u16,
+    pub metrics: u16,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct GateOptions {
+    pub nodes: Vec<u16>,
+    pub max_body_bytes: usize,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl GateOptions {
+    pub fn new(nodes: &[u16]) -> Self {
+        GateOptions { nodes: nodes.to_vec(), max_body_bytes: 2 * 1024 * 1024, extra_env: Vec::new() }
+    }
+}
+
+pub fn api_key_hash(key: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+}
+
+pub fn tenants_toml(nodes: &[u16], max_body_bytes: usize) -> String {
+    let node_list: Vec<String> = nodes.iter().map(|p| format!("\"http://127.0.0.1:{p}/xapi\"")).collect();
+    format!(
+        r#"
+[[tenant]]
+id = "acme"
+hosts = ["acme.test", "localhost"]
+max_body_bytes = {max_body_bytes}
+[tenant.upstream]
+nodes = [{nodes}]
+username = "{LRS_USER}"
+password = "${{TEST_LRS_PASSWORD}}"
+[tenant.signing]
+secret = "{SECRET_ACME}"
+[tenant.tokens]
+default_ttl_seconds = 600
+max_ttl_seconds = 3600
+[tenant.lms]
+api_key_hashes = ["{acme_hash}"]
+
+[[tenant]]
+id = "other"
+hosts = ["other.test"]
+[tenant.upstream]
+nodes = ["http://127.0.0.1:{first}/xapi"]
+username = "{LRS_USER}"
+password = "{LRS_PASSWORD}"
+[tenant.signing]
+secret = "{SECRET_OTHER}"
+[tenant.lms]
+api_key_hashes = ["{other_hash}"]
+"#,
+        nodes = node_list.join(", "),
+        first = nodes[0],
+        acme_hash = api_key_hash(API_KEY_ACME),
+        other_hash = api_key_hash(API_KEY_OTHER),
+    )
+}
+
+impl Gate {
+    pub fn start(opts: GateOptions) -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        let (edge, token, metrics) = (free_port(), free_port(), free_port());
+        std::fs::write(
+            dir.path().join("lrsgate.toml"),
+            format!(
+                r#"
+[listen]
+edge = "127.0.0.1:{edge}"
+token_service = "127.0.0.1:{token}"
+metrics = "127.0.0.1:{metrics}"
+[upstream]
+health_check_interval_seconds = 3600
+[server]
+threads = 2
+pid_file = "{pid}"
+upgrade_sock = "{sock}"
+grace_period_seconds = 1
+graceful_shutdown_timeout_seconds = 1
+"#,
+                pid = dir.path().join("lrsgate.pid").display(),
+                sock = dir.path().join("upgrade.sock").display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("tenants.toml"), tenants_toml(&opts.nodes, opts.max_body_bytes)).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
+        cmd.args(["serve", "-c"])
+            .arg(dir.path().join("lrsgate.toml"))
+            .env("TEST_LRS_PASSWORD", LRS_PASSWORD)
+            .env("RUST_LOG", "warn,lrsgate=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("lrsgate.log")).unwrap()));
+        for (k, v) in &opts.extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start lrsgate");
+        let gate = Gate { child: Some(child), edge, token, metrics, dir };
+        gate.wait_ready();
+        gate
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = |port| try_send(port, &Req::get("/healthz")).is_ok_and(|r| r.status == 200);
+            if up(self.edge) && up(self.token) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "lrsgate did not start; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("lrsgate.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn tenants_file(&self) -> PathBuf {
+        self.dir.path().join("tenants.toml")
+    }
+
+    /// Issue a token at the token service for `host`'s tenant.
+    pub fn issue(&self, host: &str, api_key: &str, request: &Value) -> Resp {
+        send(
+            self.token,
+            &Req::post("/auth/token", request.to_string().into_bytes())
+                .host(host)
+                .header("Authorization", &format!("Bearer {api_key}"))
+                .header("Content-Type", "application/json"),
+        )
+    }
+
+    /// A token for the default learner of tenant `acme`.
+    pub fn token(&self) -> String {
+        self.token_for(&token_request())
+    }
+
+    pub fn token_for(&self, request: &Value) -> String {
+        let r = self.issue("acme.test", API_KEY_ACME, request);
+        assert_eq!(r.status, 200, "token request failed: {}", r.text());
+        r.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn edge(&self, req: &Req) -> Resp {
+        send(self.edge, req)
+    }
+
+    /// The value of a counter line on /metrics (0 when absent).
+    pub fn metric(&self, line_prefix: &str) -> f64 {
+        let r = send(self.metrics, &Req::get("/metrics"));
+        r.text()
+            .lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Send a signal to the gate (e.g. "HUP").
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+    }
+}
+
+/// The default learner's token request.
+pub fn token_request() -> Value {
+    json!({
+        "actor": {"objectType": "Agent", "name": "Learner One", "account": {"homePage": "https://lms.example", "name": "learner-1"}},
+        "registration": REGISTRATION,
+        "activity_id": ACTIVITY,
+    })
+}
+
+/// A cmi5-style statement by the default learner, in scope.
+pub fn statement() -> Value {
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-1"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+        "object": {"objectType": "Activity", "id": ACTIVITY},
+        "result": {"completion": true, "duration": "PT4M30S"},
+        "context": {
+            "registration": REGISTRATION,
+            "contextActivities": {"grouping": [{"id": "https://publisher.example/au/1"}]},
+            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "s-1"}
+        },
+        "timestamp": "2026-11-22T10:00:00.000Z"
+    })
+}
+
+/// A request to send.
+#[derive(Clone)]
+pub struct Req {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Send the body with chunked framing instead of Content-Length.
+    pub chunked: bool,
+}
+
+impl Req {
+    pub fn new(method: &str, target: &str) -> Req {
+        Req {
+            method: method.into(),
+            target: target.into(),
+            headers: vec![("Host".into(), "acme.test".into())],
+            body: Vec::new(),
+            chunked: false,
+        }
+    }
+    pub fn get(target: &str) -> Req {
+        Req::new("GET", target)
+    }
+    pub fn post(target: &str, body: Vec<u8>) -> Req {
+        let mut r = Req::new("POST", target);
+        r.body = body;
+        r
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    pub fn host(self, host: &str) -> Req {
+        self.header("Host", host)
+    }
+    pub fn bearer(self, token: &str) -> Req {
+        self.header("Authorization", &format!("Bearer {token}"))
+    }
+    pub fn xapi_json(self) -> Req {
+        self.header("Content-Type", "application/json").header("X-Experience-API-Version", "1.0.3")
+    }
+    pub fn chunked(mut self) -> Req {
+        self.chunked = true;
+        self
+    }
+    /// An xAPI statement POST with the default token headers.
+    pub fn statements(token: &str, body: Vec<u8>) -> Req {
+        Req::post("/xapi/statements", body).bearer(token).xapi_json()
+    }
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+    /// The `error` reason code of one of our JSON refusals.
+    pub fn reason(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+pub fn send(port: u16, req: &Req) -> Resp {
+    try_send(port, req).unwrap_or_else(|e| panic!("request to port {port} failed: {e}"))
+}
+
+/// Send one request on a fresh connection (`Connection: close`) and read the whole response.
+pub fn try_send(port: u16, req: &Req) -> std::io::Result<Resp> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
+    for (k, v) in &req.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n");
+    if req.chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+    } else if !req.body.is_empty() || req.method == "POST" || req.method == "PUT" {
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", req.body.len()));
+    } else {
+        head.push_str("\r\n");
+    }
+    stream.write_all(head.as_bytes())?;
+    if req.chunked {
+        for chunk in req.body.chunks(10_000) {
+            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+            stream.write_all(chunk)?;
+            stream.write_all(b"\r\n")?;
+        }
+        stream.write_all(b"0\r\n\r\n")?;
+    } else {
+        // The server may refuse before reading the body and close; that is not a client error.
+        let _ = stream.write_all(&req.body);
+    }
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    parse_response(&raw, req.method == "HEAD")
+}
+
+fn parse_response(raw: &[u8], is_head: bool) -> std::io::Result<Resp> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+    let mut offset = 0;
+    // Skip interim 100 Continue responses.
+    let (status, head_len, list) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(len) = r.parse(&raw[offset..]).map_err(|_| bad("bad response"))? else {
+            return Err(bad("incomplete response head"));
+        };
+        let status = r.code.unwrap_or(0);
+        let list: Vec<(String, String)> =
+            r.headers.iter().map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned())).collect();
+        if status == 100 {
+            offset += len;
+            continue;
+        }
+        break (status, offset + len, list);
+    };
+    let rest = &raw[head_len..];
+    let header = |n: &str| list.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let body = if is_head {
+        Vec::new()
+    } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        dechunk(rest)
+    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        rest[..len.min(rest.len())].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Resp { status, headers: list, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..pos]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[pos + 4 + size..];
+    }
+    out
+}
+
+/// `text` padded with trailing spaces (valid JSON whitespace) to exactly `len` bytes.
+pub fn padded(text: &str, len: usize) -> Vec<u8> {
+    assert!(text.len() <= len, "body already {} bytes, wanted {len}", text.len());
+    let mut body = text.as_bytes().to_vec();
+    body.resize(len, b' ');
+    body
+}
