@@ -10,7 +10,6 @@ use super::context::EdgeCtx;
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded, BodyReadError};
-use crate::logfields::learner_hash;
 use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::TenantStore;
 use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
@@ -31,12 +30,7 @@ pub enum Admission {
 pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Judge the request. On `Ok`, `ctx` holds the tenant, resource, forced query and body.
-pub async fn admit(
-    session: &mut ServerSession,
-    ctx: &mut EdgeCtx,
-    store: &TenantStore,
-    salt: &str,
-) -> Result<Admission, Denial> {
+pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &TenantStore) -> Result<Admission, Denial> {
     let req = session.req_header();
     let path = req.uri.path();
     if path == "/healthz" {
@@ -65,21 +59,35 @@ pub async fn admit(
     let token =
         token_from_authorization(req.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).map_err(Denial::Token)?;
     let (_claims, grant) = verify(token, &tenant.id, &tenant.keys).map_err(Denial::Token)?;
-    ctx.learner = Some(learner_hash(salt, &grant.actor));
 
+    let admission = judge(session, ctx, &grant, resource, method, tenant.max_body_bytes).await;
+    ctx.learner = Some(grant.actor);
+    admission
+}
+
+/// The token is valid: judge the request against its grant.
+async fn judge(
+    session: &mut ServerSession,
+    ctx: &mut EdgeCtx,
+    grant: &Grant,
+    resource: Resource,
+    method: Method,
+    max_body_bytes: usize,
+) -> Result<Admission, Denial> {
+    let raw_query = session.req_header().uri.query();
     if method == Method::POST && query::mentions(raw_query, "method") {
         return Err(Denial::Policy(PolicyDenial::NotSupported("the Alternate Request Syntax (?method=)")));
     }
     match (resource, method) {
         (Resource::Statements, Method::GET | Method::HEAD) => {
             let params = query::parse(raw_query, STATEMENT_GET_PARAMS).map_err(Denial::Query)?;
-            ctx.upstream_query = Some(policy::statements::check_read(&grant, &params).map_err(Denial::Policy)?);
+            ctx.upstream_query = Some(policy::statements::check_read(grant, &params).map_err(Denial::Policy)?);
             refuse_body(session)?;
             Ok(Admission::Proxy)
         }
         (Resource::Statements, Method::POST) => {
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
-            let body = read_statements(session, ctx, &grant, None, tenant.max_body_bytes).await?;
+            let body = read_statements(session, ctx, grant, None, max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, Method::PUT) => {
@@ -87,7 +95,7 @@ pub async fn admit(
             let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
             let statement_id = id.value.clone().into_owned();
             ctx.upstream_query = Some(id.raw.to_owned());
-            let body = read_statements(session, ctx, &grant, Some(&statement_id), tenant.max_body_bytes).await?;
+            let body = read_statements(session, ctx, grant, Some(&statement_id), max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::tenant::Tenant;
 use crate::upstream::UpstreamNode;
+use crate::xapi::agent::Ifi;
 use crate::xapi::route::Resource;
 
 /// Per-request state. Holds the tenant snapshot taken once in `request_filter`.
@@ -18,9 +19,9 @@ pub struct EdgeCtx {
     /// The judged body, replayed byte for byte to the LRS.
     pub validated_body: Option<Bytes>,
     /// The node chosen by `upstream_peer` (set again on each retry).
-    pub node: Option<UpstreamNode>,
-    /// The learner as a salted hash, for logs.
-    pub learner: Option<String>,
+    pub node: Option<Arc<UpstreamNode>>,
+    /// The token's learner; hashed (salted) only when a log line is written.
+    pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
     /// Status relayed by the direct forwarder for large bodies.

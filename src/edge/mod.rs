@@ -11,7 +11,7 @@ pub mod context;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use log::{debug, info};
+use log::{debug, info, log_enabled, Level};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, Session};
@@ -22,6 +22,7 @@ use self::admit::{admit, Admission};
 pub use self::context::EdgeCtx;
 use crate::denial::Denial;
 use crate::http_io::{has_body, json_header, write_denial};
+use crate::logfields::learner_hash;
 use crate::metrics;
 use crate::tenant::TenantStore;
 use crate::upstream::forward::{forward_buffered, rewrite_request, Forwarded};
@@ -56,7 +57,7 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
-        match admit(session, ctx, &self.store, &self.learner_salt).await {
+        match admit(session, ctx, &self.store).await {
             Ok(Admission::Proxy) => Ok(false),
             Ok(Admission::Answered) => {
                 let body = Bytes::from_static(br#"{"status":"ok"}"#);
@@ -191,16 +192,24 @@ impl ProxyHttp for Edge {
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }
 
+    fn suppress_error_log(&self, _session: &Session, _ctx: &EdgeCtx, error: &Error) -> bool {
+        // A client that hangs up mid-request is routine at an edge; it is counted (outcome
+        // `failed`), not logged as an error.
+        error.esource() == &ErrorSource::Downstream
+            && matches!(error.etype(), ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut EdgeCtx) {
         let resource = ctx.resource.map_or("none", |r| r.label());
         let tenant = ctx.tenant.as_ref().map_or("-", |t| t.id.as_str());
-        let learner = ctx.learner.as_deref().unwrap_or("-");
+        let learner = || ctx.learner.as_ref().map_or_else(|| "-".to_owned(), |l| learner_hash(&self.learner_salt, l));
         match ctx.refused {
             Some((status, code)) => {
                 metrics::EDGE_REQUESTS.with_label_values(&[resource, "denied"]).inc();
                 metrics::DENIALS.with_label_values(&["edge", code]).inc();
                 info!(
-                    "edge refused: tenant={tenant} resource={resource} learner={learner} status={status} reason={code}"
+                    "edge refused: tenant={tenant} resource={resource} learner={} status={status} reason={code}",
+                    learner()
                 );
             }
             None => {
@@ -208,7 +217,9 @@ impl ProxyHttp for Edge {
                     ctx.forwarded_status.or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);
                 let outcome = if e.is_some() { "failed" } else { "forwarded" };
                 metrics::EDGE_REQUESTS.with_label_values(&[resource, outcome]).inc();
-                debug!("edge {outcome}: tenant={tenant} resource={resource} learner={learner} status={status}");
+                if log_enabled!(Level::Debug) {
+                    debug!("edge {outcome}: tenant={tenant} resource={resource} learner={} status={status}", learner());
+                }
             }
         }
     }

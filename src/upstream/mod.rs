@@ -34,7 +34,7 @@ struct NodeIndex(usize);
 /// A tenant's LRS nodes.
 pub struct UpstreamPool {
     lb: LoadBalancer<RoundRobin>,
-    nodes: Vec<UpstreamNode>,
+    nodes: Vec<Arc<UpstreamNode>>,
     /// `Basic …` for the LRS; replaces the client's `Authorization` on every forwarded request.
     pub authorization: String,
     timeouts: UpstreamTimeouts,
@@ -63,12 +63,12 @@ impl UpstreamPool {
             let default_port = if spec.tls { 443 } else { 80 };
             let host_header =
                 if spec.port == default_port { spec.host.clone() } else { format!("{}:{}", spec.host, spec.port) };
-            nodes.push(UpstreamNode {
+            nodes.push(Arc::new(UpstreamNode {
                 tls: spec.tls,
                 sni: spec.host.clone(),
                 host_header,
                 base_path: spec.base_path.clone(),
-            });
+            }));
         }
         let lb = LoadBalancer::from_backends(Backends::new_with_health_registry(Static::new(backends), health.clone()));
         lb.update().await.map_err(|e| format!("load balancer: {e}"))?;
@@ -81,7 +81,7 @@ impl UpstreamPool {
     }
 
     /// Pick a healthy node (round robin) and the peer to reach it.
-    pub fn select(&self) -> Option<(Box<HttpPeer>, &UpstreamNode)> {
+    pub fn select(&self) -> Option<(Box<HttpPeer>, &Arc<UpstreamNode>)> {
         let backend = self.lb.select(b"", 64)?;
         let node = &self.nodes[backend.ext.get::<NodeIndex>()?.0];
         let addr = *backend.addr.as_inet()?;
