@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# First throughput figure: a validated 1 KB cmi5 statement POST through lrsgate, against the
+# stand-in LRS directly, measured in the same run (issue "bench harness" grows this into the
+# full suite). Load generator: wrk (Debian) with bench/post_statement.lua.
+#
+#   bash bench/post_1kb.sh [seconds=10] [connections=32] [rounds=3]
+#
+# Pinning: wrk on CPU 0; the stand-in LRS and lrsgate on CPU 1 (when the machine has 2+ CPUs),
+# so the direct baseline and the proxied run get the same server core and lrsgate's cost shows
+# as lost throughput on it. Also reports lrsgate's CPU time per request from /proc/<pid>/stat.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/deps.sh
+lrsgate_install_deps
+command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq wrk >/dev/null; }
+
+secs=${1:-10}; conns=${2:-32}; rounds=${3:-3}
+cargo build --release --locked --bins -q
+bin=target/release
+work="$(mktemp -d)"
+pids=()
+cleanup() { kill -INT "${pids[1]:-}" 2>/dev/null || true; kill -TERM "${pids[0]:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+server_cpu=""; client_cpu=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then server_cpu="taskset -c 1"; client_cpu="taskset -c 0"; fi
+
+lrs_port=19000; edge_port=18080; token_port=18081; metrics_port=19090
+cat > "$work/lrsgate.toml" <<CONF
+[listen]
+edge = "127.0.0.1:$edge_port"
+token_service = "127.0.0.1:$token_port"
+metrics = "127.0.0.1:$metrics_port"
+[upstream]
+health_check_interval_seconds = 3600
+[server]
+threads = 1
+pid_file = "$work/lrsgate.pid"
+upgrade_sock = "$work/upgrade.sock"
+CONF
+keys="$($bin/lrsgate apikey new)"; api_key="$(echo "$keys" | sed -n 2p | tr -d ' ')"
+cat > "$work/tenants.toml" <<CONF
+[[tenant]]
+id = "bench"
+hosts = ["localhost"]
+[tenant.upstream]
+nodes = ["http://127.0.0.1:$lrs_port/xapi"]
+username = "bench"
+password = "bench-lrs-password"
+[tenant.signing]
+secret = "bench-signing-secret-0123456789abcdef"
+[tenant.lms]
+api_key_hashes = ["$(echo "$keys" | sed -n 4p | tr -d ' ')"]
+CONF
+
+STANDIN_THREADS=1 $server_cpu $bin/standin-lrs --listen 127.0.0.1:$lrs_port --credential bench:bench-lrs-password --no-record >/dev/null &
+pids+=($!)
+RUST_LOG=warn $server_cpu $bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
+gate_pid=$!; pids+=($gate_pid)
+for _ in $(seq 100); do curl -sf localhost:$edge_port/healthz >/dev/null && break; sleep 0.1; done
+
+reg=7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11
+token="$(curl -s -X POST localhost:$token_port/auth/token -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+  -d "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"learner-1\"}},\"registration\":\"$reg\",\"activity_id\":\"https://lms.example/au/1\"}" \
+  | sed -E 's/.*"token":"([^"]+)".*/\1/')"
+# A cmi5 'completed' statement padded (in result.response) to exactly 1024 bytes.
+python3 - "$work/body.json" "$reg" <<'PY'
+import json, sys
+s = {"actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-1"}},
+     "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+     "object": {"objectType": "Activity", "id": "https://lms.example/au/1"},
+     "result": {"completion": True, "duration": "PT4M30S", "response": ""},
+     "context": {"registration": sys.argv[2],
+                 "contextActivities": {"grouping": [{"id": "https://publisher.example/au/1"}],
+                                       "category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]},
+                 "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11"}},
+     "timestamp": "2026-11-22T10:00:00.000Z"}
+s["result"]["response"] = "x" * (1024 - len(json.dumps(s, separators=(",", ":"))))
+open(sys.argv[1], "w").write(json.dumps(s, separators=(",", ":")))
+PY
+[ "$(wc -c < "$work/body.json")" = 1024 ] || { echo "body is not 1024 bytes"; exit 1; }
+check="$(curl -s -o /dev/null -w '%{http_code}' -X POST localhost:$edge_port/xapi/statements -H "Authorization: Bearer $token" \
+  -H 'Content-Type: application/json' --data-binary @"$work/body.json")"
+[ "$check" = 200 ] || { echo "lrsgate refused the bench statement: $check"; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+run() { # name url auth
+  BODY_FILE="$work/body.json" AUTH="$3" $client_cpu wrk -t1 -c"$conns" -d"${secs}s" --latency -s bench/post_statement.lua "$2" | grep RESULT
+}
+
+hz=$(getconf CLK_TCK)
+echo "| round | path | req/s | p50 ms | p99 ms | errors+non2xx | lrsgate CPU µs/req |"
+echo "|---|---|---|---|---|---|---|"
+for round in $(seq "$rounds"); do
+  for path in direct lrsgate; do
+    if [ $path = direct ]; then
+      url="http://127.0.0.1:$lrs_port/xapi/statements"; auth="Basic $(printf bench:bench-lrs-password | base64)"
+    else
+      url="http://127.0.0.1:$edge_port/xapi/statements"; auth="Bearer $token"
+    fi
+    before=$(cpu_ticks $gate_pid)
+    line="$(run $path "$url" "$auth")"
+    after=$(cpu_ticks $gate_pid)
+    eval "$(echo "$line" | sed 's/RESULT //')"
+    rps=$(( requests * 1000000 / duration_us ))
+    cpu="-"
+    [ $path = lrsgate ] && cpu=$(( (after - before) * 1000000 / hz / requests ))
+    echo "| $round | $path | $rps | $(awk "BEGIN{printf \"%.2f\", $p50_us/1000}") | $(awk "BEGIN{printf \"%.2f\", $p99_us/1000}") | $((errors + non2xx)) | $cpu |"
+  done
+done
