@@ -261,3 +261,29 @@ fn nodes_are_balanced_round_robin() {
     }
     assert_eq!((a.requests().len(), b.requests().len()), (3, 3));
 }
+
+#[test]
+fn upstream_connections_are_pooled_on_both_paths() {
+    let lrs = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[lrs.port]));
+    let token = gate.token();
+    let (connections_before, _) = lrs.stats();
+    for _ in 0..20 {
+        let r = gate.edge(&Req::statements(&token, statement().to_string().into_bytes()));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let (after_small, requests) = lrs.stats();
+    assert_eq!(requests, 20);
+    // Requests are sequential, so one pooled connection per worker thread is the most needed.
+    assert!(
+        after_small - connections_before <= 2,
+        "20 requests opened {} LRS connections",
+        after_small - connections_before
+    );
+    for _ in 0..10 {
+        let r = gate.edge(&Req::statements(&token, batch_of_len(100_000, None)));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let (after_large, _) = lrs.stats();
+    assert!(after_large - after_small <= 2, "10 large requests opened {} LRS connections", after_large - after_small);
+}
