@@ -17,6 +17,8 @@ command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $su
 secs=${1:-10}; conns=${2:-32}; rounds=${3:-3}
 cargo build --release --locked --bins -q
 bin=target/release
+# LRSGATE_BIN=<path> measures another lrsgate build (e.g. for an A/B) against the same baselines.
+gate_bin="${LRSGATE_BIN:-$bin/lrsgate}"
 work="$(mktemp -d)"
 pids=()
 cleanup() { kill -INT "${pids[1]:-}" 2>/dev/null || true; kill -TERM "${pids[0]:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -55,7 +57,7 @@ CONF
 
 STANDIN_THREADS=1 $server_cpu $bin/standin-lrs --listen 127.0.0.1:$lrs_port --credential bench:bench-lrs-password --no-record >/dev/null &
 pids+=($!)
-RUST_LOG=warn $server_cpu $bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
+RUST_LOG=warn $server_cpu "$gate_bin" serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
 gate_pid=$!; pids+=($gate_pid)
 for _ in $(seq 100); do curl -sf localhost:$edge_port/healthz >/dev/null && break; sleep 0.1; done
 

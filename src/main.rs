@@ -11,6 +11,9 @@ use lrsgate::config::server::ServerConfig;
 use lrsgate::server;
 use lrsgate::tenant::file::load_table;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "lrsgate", version, about = "Session-scoped security at the edge for any xAPI LRS")]
 struct Cli {

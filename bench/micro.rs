@@ -1,0 +1,103 @@
+//! Micro-benchmarks of lrsgate's own per-request work (criterion):
+//! `cargo bench --bench micro` (add `-- --quick` for a short run).
+//!
+//! - strict parse + policy judgement of one 1 KB cmi5 statement, and of a batch of 100;
+//! - HS256 session token verification (uncached: every call decodes and checks the signature);
+//! - the forced-filter rewrite of a statements query.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::{json, Value};
+
+use lrsgate::auth::keys::TenantKeys;
+use lrsgate::auth::verify::verify;
+use lrsgate::policy::statements::{check_read, check_write};
+use lrsgate::policy::{Grant, Scope};
+use lrsgate::token_service::request::TokenRequest;
+use lrsgate::xapi::agent::Ifi;
+use lrsgate::xapi::query::{parse, STATEMENT_GET_PARAMS};
+use lrsgate::xapi::statement::parse_body;
+
+// The same allocator as the `lrsgate` binary, so the figures are the production ones.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const REGISTRATION: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
+const ACTIVITY: &str = "https://lms.example/au/1";
+
+fn statement_1kb() -> Value {
+    let mut s = json!({
+        "id": "ec531277-b57b-4c15-8d91-d292c5b2b8f7",
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-1"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+        "object": {"objectType": "Activity", "id": ACTIVITY},
+        "result": {"completion": true, "duration": "PT4M30S", "response": ""},
+        "context": {
+            "registration": REGISTRATION,
+            "contextActivities": {"grouping": [{"id": "https://publisher.example/au/1"}],
+                                  "category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]},
+            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11"}
+        },
+        "timestamp": "2026-11-22T10:00:00.000Z"
+    });
+    let pad = 1024 - s.to_string().len();
+    s["result"]["response"] = json!("x".repeat(pad));
+    assert_eq!(s.to_string().len(), 1024);
+    s
+}
+
+fn grant() -> Grant {
+    Grant {
+        actor: Ifi::Account { home_page: "https://lms.example".into(), name: "learner-1".into() },
+        activity_id: ACTIVITY.into(),
+        registration: REGISTRATION.parse().unwrap(),
+        write: Scope::ActorActivityRegistration,
+        read: Scope::ActorActivityRegistration,
+    }
+}
+
+fn validation(c: &mut Criterion) {
+    let grant = grant();
+    let one = statement_1kb().to_string().into_bytes();
+    let batch = Value::from(vec![statement_1kb(); 100]).to_string().into_bytes();
+    let mut group = c.benchmark_group("statement_validation");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_1kb_statement", |b| {
+        b.iter(|| check_write(&grant, &parse_body(black_box(&one)).unwrap()).unwrap())
+    });
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("batch_of_100", |b| {
+        b.iter(|| check_write(&grant, &parse_body(black_box(&batch)).unwrap()).unwrap())
+    });
+    group.finish();
+}
+
+fn tokens(c: &mut Criterion) {
+    let keys = TenantKeys::hs256("acme", b"bench-signing-secret-0123456789abcdef", "lrsgate", 30);
+    let request = TokenRequest::parse(
+        json!({"actor": {"account": {"homePage": "https://lms.example", "name": "learner-1"}},
+               "registration": REGISTRATION, "activity_id": ACTIVITY})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = request.claims("acme", "lrsgate", now, 3600, 3600);
+    let token = lrsgate::auth::issue::sign(&claims, &keys).unwrap();
+    c.bench_function("token_verify_hs256_uncached", |b| b.iter(|| verify(black_box(&token), "acme", &keys).unwrap()));
+    c.bench_function("token_issue_hs256", |b| {
+        b.iter(|| lrsgate::auth::issue::sign(&request.claims("acme", "lrsgate", now, 3600, 3600), &keys).unwrap())
+    });
+}
+
+fn query(c: &mut Criterion) {
+    let grant = grant();
+    let raw = "limit=10&since=2026-01-01T00%3A00%3A00Z";
+    c.bench_function("statements_query_forced_filters", |b| {
+        b.iter(|| check_read(&grant, &parse(Some(black_box(raw)), STATEMENT_GET_PARAMS).unwrap()).unwrap())
+    });
+}
+
+criterion_group!(benches, validation, tokens, query);
+criterion_main!(benches);
