@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# First throughput figure: a validated 1 KB cmi5 statement POST through lrsgate, against the
-# stand-in LRS directly, measured in the same run (issue "bench harness" grows this into the
+# First throughput figure: a validated 1 KB cmi5 statement POST through lrsgate, against two
+# baselines measured in the same run: the stand-in LRS directly, and nginx as a plain reverse
+# proxy (keep-alive upstream, no checks) (issue "bench harness" grows this into the
 # full suite). Load generator: wrk (Debian) with bench/post_statement.lua.
 #
 #   bash bench/post_1kb.sh [seconds=10] [connections=32] [rounds=3]
@@ -12,7 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/deps.sh
 lrsgate_install_deps
-command -v wrk >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq wrk >/dev/null; }
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 secs=${1:-10}; conns=${2:-32}; rounds=${3:-3}
 cargo build --release --locked --bins -q
@@ -21,13 +26,19 @@ bin=target/release
 gate_bin="${LRSGATE_BIN:-$bin/lrsgate}"
 work="$(mktemp -d)"
 pids=()
-cleanup() { kill -INT "${pids[1]:-}" 2>/dev/null || true; kill -TERM "${pids[0]:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill -INT "${pids[1]:-}" 2>/dev/null || true
+  kill -TERM "${pids[0]:-}" 2>/dev/null || true
+  [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 server_cpu=""; client_cpu=""
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then server_cpu="taskset -c 1"; client_cpu="taskset -c 0"; fi
 
-lrs_port=19000; edge_port=18080; token_port=18081; metrics_port=19090
+lrs_port=19000; edge_port=18080; token_port=18081; metrics_port=19090; nginx_port=18090
 cat > "$work/lrsgate.toml" <<CONF
 [listen]
 edge = "127.0.0.1:$edge_port"
@@ -60,6 +71,33 @@ pids+=($!)
 RUST_LOG=warn $server_cpu "$gate_bin" serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
 gate_pid=$!; pids+=($gate_pid)
 for _ in $(seq 100); do curl -sf localhost:$edge_port/healthz >/dev/null && break; sleep 0.1; done
+
+# Baseline 2: nginx, one worker, proxying to the stand-in over pooled keep-alive connections.
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  fastcgi_temp_path $work/nginx-fastcgi;
+  uwsgi_temp_path $work/nginx-uwsgi;
+  scgi_temp_path $work/nginx-scgi;
+  upstream lrs { server 127.0.0.1:$lrs_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://lrs;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Basic $(printf bench:bench-lrs-password | base64)";
+    }
+  }
+}
+CONF
+$server_cpu "$nginx_bin" -c "$work/nginx.conf" -p "$work"
 
 reg=7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11
 token="$(curl -s -X POST localhost:$token_port/auth/token -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
@@ -94,12 +132,12 @@ hz=$(getconf CLK_TCK)
 echo "| round | path | req/s | p50 ms | p99 ms | errors+non2xx | lrsgate CPU µs/req |"
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
-  for path in direct lrsgate; do
-    if [ $path = direct ]; then
-      url="http://127.0.0.1:$lrs_port/xapi/statements"; auth="Basic $(printf bench:bench-lrs-password | base64)"
-    else
-      url="http://127.0.0.1:$edge_port/xapi/statements"; auth="Bearer $token"
-    fi
+  for path in direct nginx lrsgate; do
+    case $path in
+      direct) url="http://127.0.0.1:$lrs_port/xapi/statements"; auth="Basic $(printf bench:bench-lrs-password | base64)" ;;
+      nginx) url="http://127.0.0.1:$nginx_port/xapi/statements"; auth="Bearer unused-by-the-plain-proxy" ;;
+      lrsgate) url="http://127.0.0.1:$edge_port/xapi/statements"; auth="Bearer $token" ;;
+    esac
     before=$(cpu_ticks $gate_pid)
     line="$(run $path "$url" "$auth")"
     after=$(cpu_ticks $gate_pid)
