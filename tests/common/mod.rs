@@ -119,6 +119,7 @@ pub struct Gate {
     pub token: u16,
     pub metrics: u16,
     pub dir: tempfile::TempDir,
+    extra_env: Vec<(String, String)>,
 }
 
 pub struct GateOptions {
@@ -215,7 +216,7 @@ graceful_shutdown_timeout_seconds = 1
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start lrsgate");
-        let gate = Gate { child: Some(child), edge, token, metrics, dir };
+        let gate = Gate { child: Some(child), edge, token, metrics, dir, extra_env: opts.extra_env };
         gate.wait_ready();
         gate
     }
@@ -229,6 +230,31 @@ graceful_shutdown_timeout_seconds = 1
             }
             assert!(Instant::now() < deadline, "lrsgate did not start; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Graceful upgrade: start a new process with `--upgrade` on the same config, then SIGQUIT
+    /// the old one, which hands its listening sockets over. Returns once the old process exited;
+    /// the gate then refers to the new process.
+    pub fn upgrade(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
+        cmd.args(["serve", "--upgrade", "-c"])
+            .arg(self.dir.path().join("lrsgate.toml"))
+            .env("TEST_LRS_PASSWORD", LRS_PASSWORD)
+            .env("RUST_LOG", "warn,lrsgate=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(self.dir.path().join("lrsgate-upgraded.log")).unwrap()));
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let new = cmd.spawn().expect("start the upgraded lrsgate");
+        std::thread::sleep(Duration::from_millis(300));
+        self.signal("QUIT");
+        let mut old = self.child.replace(new).expect("a running gate");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while old.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the old process did not exit after SIGQUIT");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
