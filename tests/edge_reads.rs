@@ -250,3 +250,20 @@ fn lrs_down_is_a_json_502() {
     ));
     assert_eq!((r.status, r.reason().as_str()), (502, "upstream_unavailable"), "{}", r.text());
 }
+
+#[test]
+fn a_node_that_dies_is_failed_over_before_health_checks_notice() {
+    let a = StandIn::start();
+    let b = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[a.port, b.port]));
+    let token = gate.token();
+    drop(b);
+    for i in 0..6 {
+        let r = gate.edge(&Req::get("/xapi/statements").bearer(&token));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(a.requests().len(), 6);
+    drop(a);
+    let r = gate.edge(&Req::get("/xapi/statements").bearer(&token));
+    assert_eq!((r.status, r.reason().as_str()), (502, "upstream_unavailable"));
+}

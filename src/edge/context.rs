@@ -24,6 +24,8 @@ pub struct EdgeCtx {
     pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
+    /// Failed connection attempts to LRS nodes for this request.
+    pub connect_failures: usize,
     /// Status relayed by the direct forwarder for large bodies.
     pub forwarded_status: Option<u16>,
 }

@@ -110,10 +110,11 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Nothing was sent yet: another node may take it.
-        if ctx.tenant.as_ref().is_some_and(|t| t.upstream.node_count() > 1) {
-            e.set_retry(true);
-        }
+        // Nothing was sent yet: another node may take it, but each node gets one try at most
+        // (Pingora's own cap, `max_retries`, is 16 connect timeouts).
+        ctx.connect_failures += 1;
+        let nodes = ctx.tenant.as_ref().map_or(1, |t| t.upstream.node_count());
+        e.set_retry(ctx.connect_failures < nodes);
         e
     }
 
@@ -157,6 +158,8 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    // Bodies over the replay buffer are relayed by `upstream::forward`, not through this phase:
+    // response-header work added here must be applied there too.
     async fn response_filter(
         &self,
         _session: &mut Session,
