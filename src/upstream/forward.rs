@@ -19,10 +19,8 @@ use super::{UpstreamNode, UpstreamPool};
 use crate::denial::Denial;
 use crate::metrics;
 
-/// Headers that describe one connection, not the request (RFC 9110 §7.6.1), plus those the
-/// LRS must never see from the client.
-const DROPPED_REQUEST_HEADERS: [&str; 4] =
-    ["keep-alive", "proxy-connection", "proxy-authorization", "x-experience-api-credential"];
+/// Hop-by-hop headers without a constant in `http` (RFC 9110 §7.6.1), and proxy credentials.
+const DROPPED_REQUEST_HEADERS: [&str; 3] = ["keep-alive", "proxy-connection", "proxy-authorization"];
 
 /// Rewrite a client request header for the LRS: path (base path + the judged resource + the
 /// judged query), `Host`, the LRS credential in place of the client's token, framing for a
@@ -46,6 +44,19 @@ pub fn rewrite_request(
     req.set_uri(
         uri.parse().map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "upstream uri", e))?,
     );
+    // Headers the client named in `Connection` are hop-by-hop too.
+    let named: Vec<String> = req
+        .headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty() && !matches!(name.as_str(), "authorization" | "host" | "content-length"))
+        .collect();
+    for name in &named {
+        req.remove_header(name.as_str());
+    }
     for name in [CONNECTION, TE, TRAILER, UPGRADE, EXPECT, COOKIE] {
         req.remove_header(&name);
     }
@@ -138,4 +149,41 @@ pub async fn forward_buffered(
         return Ok(Forwarded::Relayed(status));
     }
     Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> UpstreamNode {
+        UpstreamNode { tls: false, sni: "lrs".into(), host_header: "lrs:8080".into(), base_path: "/base/xapi".into() }
+    }
+
+    #[test]
+    fn rewrite_sets_path_credential_host_and_framing() {
+        let mut req = RequestHeader::build("POST", b"/xapi//statements?evil=1", None).unwrap();
+        for (k, v) in [
+            ("Authorization", "Bearer client-token"),
+            ("Host", "edge.example"),
+            ("X-Experience-API-Version", "1.0.3"),
+            ("Transfer-Encoding", "chunked"),
+            ("Connection", "keep-alive, X-Secret-Hop"),
+            ("X-Secret-Hop", "1"),
+            ("Cookie", "lms_session=1"),
+            ("Expect", "100-continue"),
+        ] {
+            req.append_header(k, v).unwrap();
+        }
+        rewrite_request(&mut req, &node(), "Basic bHJzOnB3", "statements", Some("a=1"), Some(42)).unwrap();
+        assert_eq!(req.uri.to_string(), "/base/xapi/statements?a=1");
+        let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(h("authorization").as_deref(), Some("Basic bHJzOnB3"));
+        assert_eq!(h("host").as_deref(), Some("lrs:8080"));
+        assert_eq!(h("content-length").as_deref(), Some("42"));
+        assert_eq!(h("x-experience-api-version").as_deref(), Some("1.0.3"));
+        for gone in ["transfer-encoding", "connection", "x-secret-hop", "cookie", "expect"] {
+            assert_eq!(h(gone), None, "{gone}");
+        }
+        assert_eq!(req.headers.get_all("authorization").iter().count(), 1);
+    }
 }
