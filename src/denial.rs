@@ -171,6 +171,9 @@ fn policy_parts(p: &PolicyDenial) -> (u16, &'static str) {
         PolicyDenial::MissingParameter(_) => (400, "missing_parameter"),
         PolicyDenial::StatementIdMismatch => (400, "statement_id_mismatch"),
         PolicyDenial::NotOneStatement => (400, "not_one_statement"),
+        PolicyDenial::LaunchDataReadOnly => (403, "launch_data_read_only"),
+        PolicyDenial::BulkDeleteRefused => (403, "bulk_delete_refused"),
+        PolicyDenial::ProfileWriteRefused => (403, "profile_write_refused"),
     }
 }
 
@@ -189,6 +192,9 @@ fn policy_message(p: &PolicyDenial) -> String {
         PolicyDenial::MissingParameter(param) => write!(s, "the {param} parameter is required"),
         PolicyDenial::StatementIdMismatch => write!(s, "the body's id differs from the statementId parameter"),
         PolicyDenial::NotOneStatement => write!(s, "PUT stores exactly one statement"),
+        PolicyDenial::LaunchDataReadOnly => write!(s, "LMS.LaunchData is written by the LMS only"),
+        PolicyDenial::BulkDeleteRefused => write!(s, "a State DELETE must name one stateId"),
+        PolicyDenial::ProfileWriteRefused => write!(s, "agent profile writes are not allowed for session tokens"),
     };
     s
 }

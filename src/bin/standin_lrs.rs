@@ -36,6 +36,8 @@ struct Recorded {
 struct State {
     requests: Vec<Recorded>,
     statements: Vec<Value>,
+    /// State and Agent Profile documents: key (resource and identifying parameters) → body.
+    documents: HashMap<String, Vec<u8>>,
 }
 
 struct Lrs {
@@ -258,6 +260,12 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
             }
         }
         ("GET" | "HEAD", "/statements") => query_statements(lrs, query),
+        (method, "/activities/state") => {
+            document(lrs, method, query, "state", &["activityId", "agent", "registration"], "stateId", &req.body)
+        }
+        (method, "/agents/profile") => {
+            document(lrs, method, query, "agent-profile", &["agent"], "profileId", &req.body)
+        }
         _ => error(404, "stand-in LRS: no such resource"),
     }
 }
@@ -300,6 +308,44 @@ fn query_statements(lrs: &Lrs, query: &str) -> Response {
         .collect();
     let body = json!({ "statements": matching, "more": "" });
     Response { status: 200, body: body.to_string().into_bytes() }
+}
+
+/// A document resource: single document by id, or the list of ids when the id is absent.
+fn document(lrs: &Lrs, method: &str, query: &str, kind: &str, scope: &[&str], id_param: &str, body: &[u8]) -> Response {
+    let mut params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    // One spelling per agent (key order, spacing), as an LRS compares agents by value.
+    if let Some(agent) = params.get_mut("agent") {
+        if let Ok(value) = serde_json::from_str::<Value>(agent) {
+            *agent = value.to_string();
+        }
+    }
+    let prefix =
+        scope.iter().fold(kind.to_owned(), |k, p| format!("{k}|{}", params.get(*p).map_or("", String::as_str)));
+    let id = params.get(id_param);
+    let mut state = lrs.state.lock().expect("stand-in state lock");
+    match (method, id) {
+        ("GET" | "HEAD", Some(id)) => match state.documents.get(&format!("{prefix}|{id}")) {
+            Some(doc) => Response { status: 200, body: doc.clone() },
+            None => error(404, "stand-in LRS: no such document"),
+        },
+        ("GET" | "HEAD", None) => {
+            let ids: Vec<&str> = state.documents.keys().filter_map(|k| k.strip_prefix(&format!("{prefix}|"))).collect();
+            Response { status: 200, body: Value::from(ids).to_string().into_bytes() }
+        }
+        ("PUT" | "POST", Some(id)) => {
+            state.documents.insert(format!("{prefix}|{id}"), body.to_vec());
+            Response { status: 204, body: Vec::new() }
+        }
+        ("DELETE", Some(id)) => {
+            state.documents.remove(&format!("{prefix}|{id}"));
+            Response { status: 204, body: Vec::new() }
+        }
+        ("DELETE", None) => {
+            state.documents.retain(|k, _| !k.starts_with(&format!("{prefix}|")));
+            Response { status: 204, body: Vec::new() }
+        }
+        _ => error(400, "stand-in LRS: unsupported document request"),
+    }
 }
 
 fn same_ifi(a: &Value, b: &Value) -> bool {

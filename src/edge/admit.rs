@@ -10,6 +10,7 @@ use super::context::EdgeCtx;
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded, BodyReadError};
+use crate::policy::documents::{self, Access, AGENT_PROFILE_PARAMS, STATE_PARAMS};
 use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::TenantStore;
 use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
@@ -99,15 +100,47 @@ async fn judge(
             Ok(admission_for(session, body))
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
+        (Resource::ActivitiesState | Resource::AgentsProfile, method) => {
+            let access = match method {
+                Method::GET | Method::HEAD => Access::Read,
+                Method::PUT | Method::POST => Access::Write,
+                Method::DELETE => Access::Delete,
+                _ => return Err(Denial::MethodNotAllowed),
+            };
+            let query = if resource == Resource::ActivitiesState {
+                let params = query::parse(raw_query, STATE_PARAMS).map_err(Denial::Query)?;
+                documents::check_state(grant, access, &params)
+            } else {
+                let params = query::parse(raw_query, AGENT_PROFILE_PARAMS).map_err(Denial::Query)?;
+                documents::check_agent_profile(grant, access, &params)
+            };
+            ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
+            if access != Access::Write {
+                refuse_body(session)?;
+                return Ok(Admission::Proxy);
+            }
+            let body = read_document(session, ctx, max_body_bytes).await?;
+            Ok(admission_for(session, body))
+        }
         (other, _) => Err(Denial::Policy(PolicyDenial::NotSupported(match other {
             Resource::StatementsMore => "statement paging (more)",
-            Resource::ActivitiesState => "the State resource",
             Resource::ActivitiesProfile => "the Activity Profile resource",
             Resource::Activities => "the Activities resource",
-            Resource::AgentsProfile => "the Agent Profile resource",
             _ => "the Agents resource",
         }))),
     }
+}
+
+/// Read a document body whole (bounded). Documents are opaque to lrsgate (any content type;
+/// the LRS judges JSON merges), so they are forwarded exactly as received.
+async fn read_document(session: &mut ServerSession, ctx: &mut EdgeCtx, limit: usize) -> Result<Bytes, Denial> {
+    session.enable_retry_buffering();
+    let body = read_bounded(session, limit).await.map_err(|e| match e {
+        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
+        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
+    })?;
+    ctx.validated_body = Some(body.clone());
+    Ok(body)
 }
 
 /// Small bodies go through Pingora's replay buffer; larger ones are forwarded directly.

@@ -21,6 +21,12 @@ pub enum PolicyDenial {
     /// `PUT ?statementId=` and the body's `id` differ, or the body is not one statement.
     StatementIdMismatch,
     NotOneStatement,
+    /// A write or delete of `LMS.LaunchData`, which only the LMS writes.
+    LaunchDataReadOnly,
+    /// A State DELETE without `stateId` (deletes every document, LaunchData included).
+    BulkDeleteRefused,
+    /// An Agent Profile write.
+    ProfileWriteRefused,
 }
 
 /// A refusal of one statement in a write, with its position in the batch.

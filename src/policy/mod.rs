@@ -2,6 +2,7 @@
 //! no Pingora types; tables of rules in the tests.
 
 pub mod denial;
+pub mod documents;
 pub mod grant;
 pub mod scope;
 pub mod statements;
