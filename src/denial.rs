@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::auth::verify::TokenError;
 use crate::policy::{PolicyDenial, WriteDenial};
 use crate::token_service::request::TokenRequestError;
+use crate::xapi::alternate::AlternateError;
 use crate::xapi::query::QueryError;
 use crate::xapi::statement::BodyError;
 use crate::xapi::strict_json::JsonError;
@@ -21,6 +22,10 @@ pub enum Denial {
     BadPath,
     MethodNotAllowed,
     Query(QueryError),
+    /// A malformed Alternate Request Syntax request.
+    Alternate(AlternateError),
+    /// The form's `Authorization` differs from the header's.
+    AuthorizationConflict,
     Token(TokenError),
     ApiKeyMissing,
     ApiKeyInvalid,
@@ -51,6 +56,10 @@ impl Denial {
             Denial::MethodNotAllowed => (405, "method_not_allowed"),
             Denial::Query(QueryError::Unknown(_)) => (400, "unknown_parameter"),
             Denial::Query(QueryError::Duplicate(_)) => (400, "duplicate_parameter"),
+            Denial::Alternate(AlternateError::BadMethod) => (400, "invalid_method"),
+            Denial::Alternate(AlternateError::ExtraQueryParameter(_)) => (400, "unknown_parameter"),
+            Denial::Alternate(AlternateError::DuplicateField(_)) => (400, "duplicate_parameter"),
+            Denial::AuthorizationConflict => (401, "authorization_conflict"),
             Denial::Token(e) => (
                 401,
                 match e {
@@ -114,6 +123,8 @@ impl Denial {
             Denial::BadPath => "the path has encoded characters, dot segments or empty segments".into(),
             Denial::MethodNotAllowed => "this method is not allowed on this resource".into(),
             Denial::Query(e) => e.to_string(),
+            Denial::Alternate(e) => e.to_string(),
+            Denial::AuthorizationConflict => "the form's Authorization differs from the header's".into(),
             Denial::Token(e) => match e {
                 TokenError::Missing => "a session token is required (Authorization: Bearer or Basic)".into(),
                 TokenError::Malformed => "the Authorization header does not hold a well-formed token".into(),

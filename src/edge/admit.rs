@@ -13,6 +13,8 @@ use crate::http_io::{has_body, read_bounded, BodyReadError};
 use crate::policy::documents::{self, Access, AGENT_PROFILE_PARAMS, STATE_PARAMS};
 use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::TenantStore;
+use crate::upstream::forward::NormalForm;
+use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
 use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
 use crate::xapi::route::{self, Resource, RouteError};
 use crate::xapi::statement::parse_body;
@@ -57,13 +59,105 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &Tenan
         return Ok(Admission::Proxy);
     }
 
-    let token =
-        token_from_authorization(req.headers.get(AUTHORIZATION).map(|v| v.as_bytes())).map_err(Denial::Token)?;
+    let alternate = if method == Method::POST && query::mentions(raw_query, "method") {
+        Some(read_alternate(session, tenant.max_body_bytes).await?)
+    } else {
+        None
+    };
+    let req = session.req_header();
+    let header_auth = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    let form_auth = alternate.as_ref().and_then(|a| a.header("Authorization")).map(str::as_bytes);
+    if let (Some(header), Some(form)) = (header_auth, form_auth) {
+        if header != form {
+            return Err(Denial::AuthorizationConflict);
+        }
+    }
+    let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
     let (_claims, grant) = verify(token, &tenant.id, &tenant.keys).map_err(Denial::Token)?;
 
-    let admission = judge(session, ctx, &grant, resource, method, tenant.max_body_bytes).await;
+    let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate };
+    let admission = judge(session, ctx, &grant, resource, &judged, tenant.max_body_bytes).await;
     ctx.learner = Some(grant.actor);
+    if admission.is_ok() {
+        if let Some(a) = judged.alternate {
+            // Forwarded in normal form, never as the form: always by the direct forwarder.
+            let body = ctx.validated_body.clone().unwrap_or_default();
+            ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
+            return Ok(Admission::ForwardDirect(body));
+        }
+    }
     admission
+}
+
+/// The request as it is judged: the client's own, or the normal form of an Alternate Request
+/// Syntax request (its method, query, headers and `content` decoded from the form).
+struct Judged {
+    method: Method,
+    alternate: Option<AlternateRequest>,
+}
+
+impl Judged {
+    fn query<'a>(&'a self, session: &'a ServerSession) -> Option<&'a str> {
+        match &self.alternate {
+            Some(a) => Some(a.query.as_str()),
+            None => session.req_header().uri.query(),
+        }
+    }
+
+    fn media_type(&self, session: &ServerSession) -> String {
+        let content_type = match &self.alternate {
+            Some(a) => a.header("Content-Type"),
+            None => session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        };
+        content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    }
+
+    fn refuse_body(&self, session: &ServerSession) -> Result<(), Denial> {
+        let has = match &self.alternate {
+            Some(a) => !a.content.is_empty(),
+            None => has_body(session),
+        };
+        if has {
+            return Err(Denial::UnexpectedBody);
+        }
+        Ok(())
+    }
+
+    /// The whole body, bounded: read from the client, or the decoded `content`.
+    async fn body(&self, session: &mut ServerSession, limit: usize) -> Result<Bytes, Denial> {
+        if let Some(a) = &self.alternate {
+            return Ok(Bytes::copy_from_slice(&a.content));
+        }
+        // The replay buffer records only what is read after this call.
+        session.enable_retry_buffering();
+        read_bounded(session, limit).await.map_err(|e| match e {
+            BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
+            BodyReadError::Downstream(_) => Denial::BodyUnreadable,
+        })
+    }
+}
+
+fn to_method(m: AlternateMethod) -> Method {
+    match m {
+        AlternateMethod::Get => Method::GET,
+        AlternateMethod::Put => Method::PUT,
+        AlternateMethod::Post => Method::POST,
+        AlternateMethod::Delete => Method::DELETE,
+    }
+}
+
+/// Read and decode an Alternate Request Syntax form (its token may be inside, so it is read
+/// before authentication, bounded by the tenant's body limit).
+async fn read_alternate(session: &mut ServerSession, limit: usize) -> Result<AlternateRequest, Denial> {
+    let media_type = session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !media_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(Denial::UnsupportedContentType);
+    }
+    let form = read_bounded(session, limit).await.map_err(|e| match e {
+        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
+        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
+    })?;
+    alternate::decode(session.req_header().uri.query(), &form).map_err(Denial::Alternate)
 }
 
 /// The token is valid: judge the request against its grant.
@@ -72,23 +166,20 @@ async fn judge(
     ctx: &mut EdgeCtx,
     grant: &Grant,
     resource: Resource,
-    method: Method,
+    judged: &Judged,
     max_body_bytes: usize,
 ) -> Result<Admission, Denial> {
-    let raw_query = session.req_header().uri.query();
-    if method == Method::POST && query::mentions(raw_query, "method") {
-        return Err(Denial::Policy(PolicyDenial::NotSupported("the Alternate Request Syntax (?method=)")));
-    }
-    match (resource, method) {
+    let raw_query = judged.query(session);
+    match (resource, judged.method.clone()) {
         (Resource::Statements, Method::GET | Method::HEAD) => {
             let params = query::parse(raw_query, STATEMENT_GET_PARAMS).map_err(Denial::Query)?;
             ctx.upstream_query = Some(policy::statements::check_read(grant, &params).map_err(Denial::Policy)?);
-            refuse_body(session)?;
+            judged.refuse_body(session)?;
             Ok(Admission::Proxy)
         }
         (Resource::Statements, Method::POST) => {
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
-            let body = read_statements(session, ctx, grant, None, max_body_bytes).await?;
+            let body = read_statements(session, ctx, grant, judged, None, max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, Method::PUT) => {
@@ -96,7 +187,7 @@ async fn judge(
             let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
             let statement_id = id.value.clone().into_owned();
             ctx.upstream_query = Some(id.raw.to_owned());
-            let body = read_statements(session, ctx, grant, Some(&statement_id), max_body_bytes).await?;
+            let body = read_statements(session, ctx, grant, judged, Some(&statement_id), max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
@@ -116,10 +207,11 @@ async fn judge(
             };
             ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
             if access != Access::Write {
-                refuse_body(session)?;
+                judged.refuse_body(session)?;
                 return Ok(Admission::Proxy);
             }
-            let body = read_document(session, ctx, max_body_bytes).await?;
+            let body = judged.body(session, max_body_bytes).await?;
+            ctx.validated_body = Some(body.clone());
             Ok(admission_for(session, body))
         }
         (other, _) => Err(Denial::Policy(PolicyDenial::NotSupported(match other {
@@ -131,17 +223,8 @@ async fn judge(
     }
 }
 
-/// Read a document body whole (bounded). Documents are opaque to lrsgate (any content type;
-/// the LRS judges JSON merges), so they are forwarded exactly as received.
-async fn read_document(session: &mut ServerSession, ctx: &mut EdgeCtx, limit: usize) -> Result<Bytes, Denial> {
-    session.enable_retry_buffering();
-    let body = read_bounded(session, limit).await.map_err(|e| match e {
-        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
-        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
-    })?;
-    ctx.validated_body = Some(body.clone());
-    Ok(body)
-}
+// Documents are opaque to lrsgate (any content type; the LRS judges JSON merges), so they are
+// forwarded exactly as received.
 
 /// Small bodies go through Pingora's replay buffer; larger ones are forwarded directly.
 fn admission_for(session: &ServerSession, body: Bytes) -> Admission {
@@ -164,23 +247,18 @@ async fn read_statements(
     session: &mut ServerSession,
     ctx: &mut EdgeCtx,
     grant: &Grant,
+    judged: &Judged,
     put_id: Option<&str>,
     limit: usize,
 ) -> Result<Bytes, Denial> {
-    let content_type = session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if media_type.eq_ignore_ascii_case("multipart/mixed") {
-        return Err(Denial::Policy(PolicyDenial::NotSupported("multipart/mixed statement requests")));
+    match judged.media_type(session).as_str() {
+        "application/json" => {}
+        "multipart/mixed" => {
+            return Err(Denial::Policy(PolicyDenial::NotSupported("multipart/mixed statement requests")))
+        }
+        _ => return Err(Denial::UnsupportedContentType),
     }
-    if !media_type.eq_ignore_ascii_case("application/json") {
-        return Err(Denial::UnsupportedContentType);
-    }
-    // The replay buffer records only what is read after this call.
-    session.enable_retry_buffering();
-    let body = read_bounded(session, limit).await.map_err(|e| match e {
-        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
-        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
-    })?;
+    let body = judged.body(session, limit).await?;
     let statements = parse_body(&body).map_err(Denial::Body)?;
     if let Some(id) = put_id {
         let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::tenant::Tenant;
+use crate::upstream::forward::NormalForm;
 use crate::upstream::UpstreamNode;
 use crate::xapi::agent::Ifi;
 use crate::xapi::route::Resource;
@@ -24,6 +25,8 @@ pub struct EdgeCtx {
     pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
+    /// For an Alternate Request Syntax request: the normal form it is forwarded in.
+    pub normal_form: Option<NormalForm>,
     /// Failed connection attempts to LRS nodes for this request.
     pub connect_failures: usize,
     /// Status relayed by the direct forwarder for large bodies.

@@ -71,6 +71,7 @@ impl ProxyHttp for Edge {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
                 let query = ctx.upstream_query.clone();
+                let normal_form = ctx.normal_form.clone();
                 match forward_buffered(
                     &self.connector,
                     session,
@@ -78,6 +79,7 @@ impl ProxyHttp for Edge {
                     resource.upstream_suffix(),
                     query.as_deref(),
                     body,
+                    normal_form.as_ref(),
                 )
                 .await
                 {

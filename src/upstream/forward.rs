@@ -8,7 +8,8 @@
 
 use bytes::Bytes;
 use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
 };
 use log::warn;
 use pingora::connectors::http::Connector;
@@ -74,6 +75,14 @@ pub fn rewrite_request(
     Ok(())
 }
 
+/// The normal form of an Alternate Request Syntax request: its real method and the header
+/// fields decoded from the form (they replace the outer request's).
+#[derive(Debug, Clone)]
+pub struct NormalForm {
+    pub method: http::Method,
+    pub headers: Vec<(&'static str, String)>,
+}
+
 /// How a direct forward ended.
 pub enum Forwarded {
     /// The LRS answered; its status was relayed.
@@ -91,6 +100,7 @@ pub async fn forward_buffered(
     resource_suffix: &str,
     query: Option<&str>,
     body: Bytes,
+    normal_form: Option<&NormalForm>,
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
     let mut last_error = Denial::UpstreamUnavailable;
@@ -105,6 +115,16 @@ pub async fn forward_buffered(
             }
         };
         let mut req = session.req_header().clone();
+        if let Some(form) = normal_form {
+            req.set_method(form.method.clone());
+            req.remove_header(&CONTENT_TYPE);
+            for (name, value) in &form.headers {
+                // Credential and framing are set by `rewrite_request`, never taken from the form.
+                if !matches!(*name, "Authorization" | "Content-Length") {
+                    req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
+                }
+            }
+        }
         rewrite_request(&mut req, node, &pool.authorization, resource_suffix, query, Some(body.len()))
             .map_err(|_| Denial::Internal)?;
         let sent = async {

@@ -2,6 +2,7 @@
 //! strict statement parsing. Depends on nothing else in the crate and takes no Pingora types.
 
 pub mod agent;
+pub mod alternate;
 pub mod iri;
 pub mod query;
 pub mod route;
