@@ -198,3 +198,56 @@ fn state_and_profile_rules_end_to_end() {
     }
     assert_eq!(lrs.stats(), before, "no refused document request reached the LRS");
 }
+
+#[test]
+fn activity_profile_activities_and_agents() {
+    let lrs = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[lrs.port]));
+    let token = gate.token();
+    let other_activity = enc("https://lms.example/course/1/au/2");
+    let other_agent = enc(r#"{"account":{"homePage":"https://lms.example","name":"learner-2"}}"#);
+    let allowed = [
+        format!("/xapi/activities/profile?activityId={}&profileId=shared-notes", enc(ACTIVITY)),
+        format!("/xapi/activities?activityId={}", enc(ACTIVITY)),
+        format!("/xapi/agents?agent={}", enc(AGENT)),
+    ];
+    for target in &allowed {
+        let r = gate.edge(&doc("GET", target, &token, b"", ""));
+        assert_eq!(r.status, 404, "{target}: the stand-in's answer passes through: {}", r.text());
+        let got = lrs.last_request();
+        assert_eq!(got.target.split('?').next(), target.split('?').next(), "{target}");
+    }
+    let before = lrs.stats();
+    let rows: Vec<(&str, Req, u16, &str)> = vec![
+        (
+            "activity_profile_write_is_403",
+            doc("PUT", &allowed[0], &token, b"{}", "application/json"),
+            403,
+            "profile_write_refused",
+        ),
+        ("activity_profile_delete_is_403", doc("DELETE", &allowed[0], &token, b"", ""), 403, "profile_write_refused"),
+        (
+            "other_activitys_profile_is_403",
+            doc("GET", &format!("/xapi/activities/profile?activityId={other_activity}&profileId=p"), &token, b"", ""),
+            403,
+            "query_out_of_scope",
+        ),
+        (
+            "other_activity_is_403",
+            doc("GET", &format!("/xapi/activities?activityId={other_activity}"), &token, b"", ""),
+            403,
+            "query_out_of_scope",
+        ),
+        (
+            "other_learners_person_is_403",
+            doc("GET", &format!("/xapi/agents?agent={other_agent}"), &token, b"", ""),
+            403,
+            "query_out_of_scope",
+        ),
+    ];
+    for (rule, req, status, reason) in rows {
+        let r = gate.edge(&req);
+        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
+    }
+    assert_eq!(lrs.stats(), before, "no refused request reached the LRS");
+}

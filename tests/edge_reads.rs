@@ -137,14 +137,8 @@ fn routes_and_resources() {
     let rows: Vec<(&str, Req, u16, &str)> = vec![
         ("about_write_is_405", Req::post("/xapi/about", b"{}".to_vec()), 405, "method_not_allowed"),
         ("delete_statements_is_405", Req::new("DELETE", "/xapi/statements").bearer(&token), 405, "method_not_allowed"),
-        (
-            "activity_profile_is_not_judged_yet",
-            Req::get("/xapi/activities/profile").bearer(&token),
-            403,
-            "not_supported",
-        ),
-        ("activities_is_not_judged_yet", Req::get("/xapi/activities").bearer(&token), 403, "not_supported"),
-        ("agents_is_not_judged_yet", Req::get("/xapi/agents").bearer(&token), 403, "not_supported"),
+        ("activities_needs_an_activity_id", Req::get("/xapi/activities").bearer(&token), 400, "missing_parameter"),
+        ("agents_write_is_405", Req::post("/xapi/agents", b"{}".to_vec()).bearer(&token), 405, "method_not_allowed"),
         ("more_is_not_judged_yet", Req::get("/xapi/statements/more/abc").bearer(&token), 403, "not_supported"),
         ("encoded_path_is_400", Req::get("/xapi/%73tatements").bearer(&token), 400, "bad_path"),
         ("dot_segment_is_400", Req::get("/xapi/activities/../statements").bearer(&token), 400, "bad_path"),

@@ -10,7 +10,9 @@ use super::context::EdgeCtx;
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded, BodyReadError};
-use crate::policy::documents::{self, Access, AGENT_PROFILE_PARAMS, STATE_PARAMS};
+use crate::policy::documents::{
+    self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
+};
 use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::TenantStore;
 use crate::upstream::forward::NormalForm;
@@ -214,12 +216,32 @@ async fn judge(
             ctx.validated_body = Some(body.clone());
             Ok(admission_for(session, body))
         }
-        (other, _) => Err(Denial::Policy(PolicyDenial::NotSupported(match other {
-            Resource::StatementsMore => "statement paging (more)",
-            Resource::ActivitiesProfile => "the Activity Profile resource",
-            Resource::Activities => "the Activities resource",
-            _ => "the Agents resource",
-        }))),
+        (Resource::ActivitiesProfile, method) => {
+            let access = match method {
+                Method::GET | Method::HEAD => Access::Read,
+                Method::PUT | Method::POST => Access::Write,
+                Method::DELETE => Access::Delete,
+                _ => return Err(Denial::MethodNotAllowed),
+            };
+            let params = query::parse(raw_query, ACTIVITY_PROFILE_PARAMS).map_err(Denial::Query)?;
+            ctx.upstream_query =
+                Some(documents::check_activity_profile(grant, access, &params).map_err(Denial::Policy)?);
+            judged.refuse_body(session)?;
+            Ok(Admission::Proxy)
+        }
+        (Resource::Activities | Resource::Agents, Method::GET | Method::HEAD) => {
+            let query = if resource == Resource::Activities {
+                documents::check_activities(grant, &query::parse(raw_query, ACTIVITIES_PARAMS).map_err(Denial::Query)?)
+            } else {
+                documents::check_agents(grant, &query::parse(raw_query, AGENTS_PARAMS).map_err(Denial::Query)?)
+            };
+            ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
+            judged.refuse_body(session)?;
+            Ok(Admission::Proxy)
+        }
+        (Resource::Activities | Resource::Agents, _) => Err(Denial::MethodNotAllowed),
+        (Resource::StatementsMore, _) => Err(Denial::Policy(PolicyDenial::NotSupported("statement paging (more)"))),
+        (Resource::About, _) => Err(Denial::MethodNotAllowed),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Judging the document resources a cmi5 AU needs at launch: State (its own documents and the
-//! LMS's read-only `LMS.LaunchData`) and the Agent Profile (`cmi5LearnerPreferences`).
+//! Judging the document and metadata resources: State (the AU's own documents and the LMS's
+//! read-only `LMS.LaunchData`), Agent Profile (`cmi5LearnerPreferences`), Activity Profile,
+//! Activities and Agents, for the default scope.
 
 use super::denial::PolicyDenial;
 use super::grant::Grant;
@@ -13,6 +14,12 @@ use crate::xapi::strict_json;
 pub const STATE_PARAMS: &[&str] = &["activityId", "agent", "registration", "stateId", "since"];
 /// Parameters of the Agent Profile resource (Comm §2.6).
 pub const AGENT_PROFILE_PARAMS: &[&str] = &["agent", "profileId", "since"];
+/// Parameters of the Activity Profile resource (Comm §2.7).
+pub const ACTIVITY_PROFILE_PARAMS: &[&str] = &["activityId", "profileId", "since"];
+/// Parameters of the Activities resource (Comm §2.5).
+pub const ACTIVITIES_PARAMS: &[&str] = &["activityId"];
+/// Parameters of the Agents resource (Comm §2.4).
+pub const AGENTS_PARAMS: &[&str] = &["agent"];
 /// The State document the LMS writes before launch; an AU may only read it (cmi5 §10.2.1).
 pub const LAUNCH_DATA_STATE_ID: &str = "LMS.LaunchData";
 
@@ -128,6 +135,50 @@ pub fn check_agent_profile(grant: &Grant, access: Access, params: &[Param<'_>]) 
     }
     if !has_agent {
         return Err(PolicyDenial::MissingParameter("agent"));
+    }
+    Ok(out)
+}
+
+/// Judge an Activity Profile request: reads of the token's activity. Shared by every learner of
+/// the activity, so writes are refused until a scope grants them.
+pub fn check_activity_profile(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+    if access != Access::Read {
+        return Err(PolicyDenial::ProfileWriteRefused);
+    }
+    require_default_scope(grant, access)?;
+    own_activity_query(grant, params)
+}
+
+/// Judge an Activities request (an activity's canonical definition): the token's activity.
+pub fn check_activities(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+    require_default_scope(grant, Access::Read)?;
+    own_activity_query(grant, params)
+}
+
+/// Judge an Agents request (the Person object with every IFI of an agent): own agent only.
+pub fn check_agents(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+    require_default_scope(grant, Access::Read)?;
+    match params {
+        [p] if p.name == "agent" => Ok(format!("agent={}", encode(&own_agent(grant, &p.value)?))),
+        _ => Err(PolicyDenial::MissingParameter("agent")),
+    }
+}
+
+/// A query whose `activityId` must be the token's; other parameters pass as sent.
+fn own_activity_query(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+    let mut out = String::with_capacity(128);
+    let mut has_activity = false;
+    for p in params {
+        if p.name == "activityId" {
+            if p.value != grant.activity_id {
+                return Err(PolicyDenial::QueryOutOfScope("activityId"));
+            }
+            has_activity = true;
+        }
+        push(&mut out, p.raw);
+    }
+    if !has_activity {
+        return Err(PolicyDenial::MissingParameter("activityId"));
     }
     Ok(out)
 }
@@ -248,6 +299,38 @@ mod tests {
             Err(PolicyDenial::ScopeDenies)
         );
         assert!(check_state(&g, Access::Read, &parse(Some(&own), STATE_PARAMS).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn activity_profile_activities_and_agents_rules() {
+        fn q<'a>(query: &'a str, known: &[&str]) -> Vec<Param<'a>> {
+            parse(Some(query), known).unwrap()
+        }
+        let own = format!("activityId={}", encode(ACTIVITY));
+        let other = "activityId=https%3A%2F%2Flms.example%2Fau%2F2";
+        let g = grant();
+        let profile = format!("{own}&profileId=p");
+        assert!(check_activity_profile(&g, Access::Read, &q(&profile, ACTIVITY_PROFILE_PARAMS)).is_ok());
+        assert_eq!(
+            check_activity_profile(&g, Access::Write, &q(&profile, ACTIVITY_PROFILE_PARAMS)),
+            Err(PolicyDenial::ProfileWriteRefused)
+        );
+        assert_eq!(
+            check_activity_profile(&g, Access::Read, &q(&format!("{other}&profileId=p"), ACTIVITY_PROFILE_PARAMS)),
+            Err(PolicyDenial::QueryOutOfScope("activityId"))
+        );
+        assert_eq!(check_activities(&g, &q(&own, ACTIVITIES_PARAMS)), Ok(own.clone()));
+        assert_eq!(
+            check_activities(&g, &q(other, ACTIVITIES_PARAMS)),
+            Err(PolicyDenial::QueryOutOfScope("activityId"))
+        );
+        assert_eq!(check_activities(&g, &[]), Err(PolicyDenial::MissingParameter("activityId")));
+        assert!(check_agents(&g, &q(&format!("agent={}", agent("learner-1")), AGENTS_PARAMS)).is_ok());
+        assert_eq!(
+            check_agents(&g, &q(&format!("agent={}", agent("learner-2")), AGENTS_PARAMS)),
+            Err(PolicyDenial::QueryOutOfScope("agent"))
+        );
+        assert_eq!(check_agents(&g, &[]), Err(PolicyDenial::MissingParameter("agent")));
     }
 
     #[test]
