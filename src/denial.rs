@@ -9,6 +9,7 @@ use crate::auth::verify::TokenError;
 use crate::policy::{PolicyDenial, WriteDenial};
 use crate::token_service::request::TokenRequestError;
 use crate::xapi::alternate::AlternateError;
+use crate::xapi::multipart::MultipartError;
 use crate::xapi::query::QueryError;
 use crate::xapi::statement::BodyError;
 use crate::xapi::strict_json::JsonError;
@@ -32,6 +33,8 @@ pub enum Denial {
     Policy(PolicyDenial),
     Write(WriteDenial),
     Body(BodyError),
+    /// A malformed `multipart/mixed` statement request.
+    Multipart(MultipartError),
     BodyTooLarge {
         limit: usize,
     },
@@ -80,6 +83,9 @@ impl Denial {
             Denial::Body(BodyError::Json(JsonError::DuplicateKey(_))) => (400, "duplicate_key"),
             Denial::Body(BodyError::Json(JsonError::Syntax(_))) => (400, "malformed_json"),
             Denial::Body(_) => (400, "invalid_statement"),
+            Denial::Multipart(MultipartError::MissingHash(_)) => (400, "attachment_hash_missing"),
+            Denial::Multipart(MultipartError::NotBinary(_)) => (400, "attachment_not_binary"),
+            Denial::Multipart(_) => (400, "malformed_multipart"),
             Denial::BodyTooLarge { .. } => (413, "body_too_large"),
             Denial::BodyUnreadable => (400, "body_unreadable"),
             Denial::UnexpectedBody => (400, "unexpected_body"),
@@ -141,10 +147,13 @@ impl Denial {
             Denial::Policy(p) => policy_message(p),
             Denial::Write(w) => format!("statement {}: {}", w.index, policy_message(&w.denial)),
             Denial::Body(e) => e.to_string(),
+            Denial::Multipart(e) => e.to_string(),
             Denial::BodyTooLarge { limit } => format!("the request body is larger than {limit} bytes"),
             Denial::BodyUnreadable => "the request body could not be read".into(),
             Denial::UnexpectedBody => "this request takes no body".into(),
-            Denial::UnsupportedContentType => "the body must be application/json".into(),
+            Denial::UnsupportedContentType => {
+                "the body must be application/json (statement writes: or multipart/mixed)".into()
+            }
             Denial::TokenRequest(e) => e.to_string(),
             Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
             Denial::UpstreamTimeout => "the LRS did not answer in time".into(),

@@ -213,15 +213,11 @@ fn put_with_statement_id() {
 }
 
 #[test]
-fn encodings_not_judged_yet_are_refused_never_forwarded() {
+fn other_content_types_are_refused_never_forwarded() {
     let lrs = StandIn::start();
     let gate = Gate::start(GateOptions::new(&[lrs.port]));
     let token = gate.token();
     let before = lrs.stats();
-    let multipart = Req::statements(&token, b"--b\r\nContent-Type: application/json\r\n\r\n{}\r\n--b--".to_vec())
-        .header("Content-Type", "multipart/mixed; boundary=b");
-    let r = gate.edge(&multipart);
-    assert_eq!((r.status, r.reason().as_str()), (403, "not_supported"));
     let r =
         gate.edge(&Req::statements(&token, statement().to_string().into_bytes()).header("Content-Type", "text/plain"));
     assert_eq!((r.status, r.reason().as_str()), (400, "unsupported_content_type"));
@@ -280,4 +276,90 @@ fn upstream_connections_are_pooled_on_both_paths() {
     }
     let (after_large, _) = lrs.stats();
     assert!(after_large - after_small <= 2, "10 large requests opened {} LRS connections", after_large - after_small);
+}
+
+fn multipart(parts: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (headers, content) in parts {
+        body.extend_from_slice(format!("--lrsgate-test\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--lrsgate-test--\r\n");
+    body
+}
+
+#[test]
+fn multipart_statements_with_attachments() {
+    let lrs = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[lrs.port]));
+    let token = gate.token();
+    let mut s = statement();
+    let attachment: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let sha2 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&attachment))
+    };
+    s["attachments"] = json!([{"usageType": "https://example.com/usage/certificate", "display": {"en-US": "certificate"},
+        "contentType": "application/octet-stream", "length": attachment.len(), "sha2": sha2}]);
+    let attachment_headers = format!(
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {sha2}"
+    );
+    let send_multipart = |body: Vec<u8>| {
+        gate.edge(&Req::statements(&token, body).header("Content-Type", "multipart/mixed; boundary=lrsgate-test"))
+    };
+    let body = multipart(&[
+        ("Content-Type: application/json", s.to_string().into_bytes()),
+        (&attachment_headers, attachment.clone()),
+    ]);
+    let r = send_multipart(body.clone());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = lrs.last_request();
+    assert!(got.body == body, "the multipart body reaches the LRS intact");
+    assert_eq!(got.header("content-type"), Some("multipart/mixed; boundary=lrsgate-test"));
+
+    let before = lrs.stats();
+    let mut other = s.clone();
+    other["actor"]["account"]["name"] = json!("learner-2");
+    let no_hash = attachment_headers.replace(&format!("\r\nX-Experience-API-Hash: {sha2}"), "");
+    let rows: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "other_learner_in_first_part_is_403",
+            multipart(&[
+                ("Content-Type: application/json", other.to_string().into_bytes()),
+                (&attachment_headers, attachment.clone()),
+            ]),
+            403,
+            "actor_mismatch",
+        ),
+        (
+            "attachment_without_hash_is_400",
+            multipart(&[
+                ("Content-Type: application/json", s.to_string().into_bytes()),
+                (&no_hash, attachment.clone()),
+            ]),
+            400,
+            "attachment_hash_missing",
+        ),
+        (
+            "first_part_not_json_is_400",
+            multipart(&[("Content-Type: text/plain", s.to_string().into_bytes())]),
+            400,
+            "malformed_multipart",
+        ),
+        ("unframed_body_is_400", s.to_string().into_bytes(), 400, "malformed_multipart"),
+        (
+            "duplicate_key_in_first_part_is_400",
+            multipart(&[("Content-Type: application/json", b"{\"actor\":{},\"actor\":{}}".to_vec())]),
+            400,
+            "duplicate_key",
+        ),
+    ];
+    for (rule, body, status, reason) in rows {
+        let r = send_multipart(body);
+        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
+    }
+    let r = gate.edge(&Req::statements(&token, body).header("Content-Type", "multipart/mixed"));
+    assert_eq!((r.status, r.reason().as_str()), (400, "malformed_multipart"), "no boundary");
+    assert_eq!(lrs.stats(), before, "no refused multipart request reached the LRS");
 }

@@ -251,10 +251,10 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
         }
     }
     match (req.method.as_str(), resource) {
-        ("POST", "/statements") => store_statements(lrs, &req.body, None),
+        ("POST", "/statements") => store_statements(lrs, statements_json(&req), None),
         ("PUT", "/statements") => {
             let id = form_value(query, "statementId");
-            match store_statements(lrs, &req.body, id.as_deref()) {
+            match store_statements(lrs, statements_json(&req), id.as_deref()) {
                 Response { status: 200, .. } => Response { status: 204, body: Vec::new() },
                 other => other,
             }
@@ -268,6 +268,18 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
         }
         _ => error(404, "stand-in LRS: no such resource"),
     }
+}
+
+/// The statements of a write: the body, or the first part of a multipart/mixed body.
+fn statements_json(req: &Request) -> &[u8] {
+    let content_type = req.headers.iter().find(|(k, _)| k == "content-type").map_or("", |(_, v)| v.as_str());
+    let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"')) else {
+        return &req.body;
+    };
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let Some(start) = find(&req.body, b"\r\n\r\n").map(|i| i + 4) else { return &req.body };
+    let end = find(&req.body[start..], format!("\r\n--{boundary}").as_bytes()).map_or(req.body.len(), |e| start + e);
+    &req.body[start..end]
 }
 
 fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {

@@ -17,6 +17,7 @@ use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::TenantStore;
 use crate::upstream::forward::NormalForm;
 use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
+use crate::xapi::multipart::{self, MultipartError};
 use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
 use crate::xapi::route::{self, Resource, RouteError};
 use crate::xapi::statement::parse_body;
@@ -106,12 +107,13 @@ impl Judged {
         }
     }
 
-    fn media_type(&self, session: &ServerSession) -> String {
+    /// The Content-Type of the judged request (empty when absent).
+    fn content_type(&self, session: &ServerSession) -> String {
         let content_type = match &self.alternate {
             Some(a) => a.header("Content-Type"),
             None => session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         };
-        content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+        content_type.unwrap_or("").to_owned()
     }
 
     fn refuse_body(&self, session: &ServerSession) -> Result<(), Denial> {
@@ -273,17 +275,24 @@ async fn read_statements(
     put_id: Option<&str>,
     limit: usize,
 ) -> Result<Bytes, Denial> {
-    match judged.media_type(session).as_str() {
-        "application/json" => {}
+    let content_type = judged.content_type(session);
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let boundary = match media_type.as_str() {
+        "application/json" => None,
         "multipart/mixed" => {
-            return Err(Denial::Policy(PolicyDenial::NotSupported("multipart/mixed statement requests")))
+            Some(multipart::boundary(&content_type).ok_or(Denial::Multipart(MultipartError::NoBoundary))?.to_owned())
         }
         _ => return Err(Denial::UnsupportedContentType),
-    }
+    };
     let body = judged.body(session, limit).await?;
-    let statements = parse_body(&body).map_err(Denial::Body)?;
+    // With attachments, the statements are the first part; the body is forwarded whole.
+    let json = match &boundary {
+        Some(b) => multipart::statement_part(&body, b).map_err(Denial::Multipart)?,
+        None => &body[..],
+    };
+    let statements = parse_body(json).map_err(Denial::Body)?;
     if let Some(id) = put_id {
-        let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        let is_array = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
         policy::statements::check_put_id(id, &statements, is_array).map_err(Denial::Policy)?;
     }
     policy::statements::check_write(grant, &statements).map_err(Denial::Write)?;

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod alternate;
 pub mod iri;
+pub mod multipart;
 pub mod query;
 pub mod route;
 pub mod statement;
