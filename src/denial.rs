@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::auth::verify::TokenError;
+use crate::http_io::BodyReadError;
 use crate::policy::{PolicyDenial, WriteDenial};
 use crate::token_service::request::TokenRequestError;
 use crate::xapi::alternate::AlternateError;
@@ -40,6 +41,8 @@ pub enum Denial {
     },
     /// The client's body broke off or was badly framed.
     BodyUnreadable,
+    /// The client did not send the whole body in time.
+    BodyTimeout,
     /// A body on a request that takes none.
     UnexpectedBody,
     UnsupportedContentType,
@@ -88,6 +91,7 @@ impl Denial {
             Denial::Multipart(_) => (400, "malformed_multipart"),
             Denial::BodyTooLarge { .. } => (413, "body_too_large"),
             Denial::BodyUnreadable => (400, "body_unreadable"),
+            Denial::BodyTimeout => (408, "body_timeout"),
             Denial::UnexpectedBody => (400, "unexpected_body"),
             Denial::UnsupportedContentType => (400, "unsupported_content_type"),
             Denial::TokenRequest(e) => (
@@ -109,6 +113,15 @@ impl Denial {
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
             Denial::UpstreamTimeout => (504, "upstream_timeout"),
             Denial::Internal => (500, "internal_error"),
+        }
+    }
+
+    /// The refusal for a failed body read.
+    pub fn from_body_read(e: BodyReadError, limit: usize) -> Denial {
+        match e {
+            BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
+            BodyReadError::TimedOut => Denial::BodyTimeout,
+            BodyReadError::Downstream(_) => Denial::BodyUnreadable,
         }
     }
 
@@ -150,6 +163,7 @@ impl Denial {
             Denial::Multipart(e) => e.to_string(),
             Denial::BodyTooLarge { limit } => format!("the request body is larger than {limit} bytes"),
             Denial::BodyUnreadable => "the request body could not be read".into(),
+            Denial::BodyTimeout => "the request body did not arrive in time".into(),
             Denial::UnexpectedBody => "this request takes no body".into(),
             Denial::UnsupportedContentType => {
                 "the body must be application/json (statement writes: or multipart/mixed)".into()

@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by the edge and the token service: bounded body reads and our own JSON
 //! responses. Decides nothing: statuses and codes come from `crate::denial`.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use pingora::http::ResponseHeader;
@@ -13,6 +15,8 @@ use crate::xapi::XAPI_VERSION;
 #[derive(Debug)]
 pub enum BodyReadError {
     TooLarge,
+    /// The whole body did not arrive within the deadline.
+    TimedOut,
     /// The client went away or sent a broken body.
     Downstream(Box<pingora::Error>),
 }
@@ -28,10 +32,18 @@ pub fn declared_length(session: &ServerSession) -> Option<usize> {
     session.req_header().headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Read the whole request body, refusing it as soon as it is known to exceed `limit` (from the
-/// declared length, before reading a byte, or while reading a chunked body). Answers
-/// `Expect: 100-continue`, which Pingora does not do when no upstream exists yet.
-pub async fn read_bounded(session: &mut ServerSession, limit: usize) -> Result<Bytes, BodyReadError> {
+/// Read the whole request body within `deadline`, refusing it as soon as it is known to exceed
+/// `limit` (from the declared length, before reading a byte, or while reading a chunked body).
+/// Answers `Expect: 100-continue`, which Pingora does not do when no upstream exists yet.
+pub async fn read_bounded(
+    session: &mut ServerSession,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, BodyReadError> {
+    tokio::time::timeout(deadline, read_bounded_inner(session, limit)).await.unwrap_or(Err(BodyReadError::TimedOut))
+}
+
+async fn read_bounded_inner(session: &mut ServerSession, limit: usize) -> Result<Bytes, BodyReadError> {
     if declared_length(session).is_some_and(|n| n > limit) {
         return Err(BodyReadError::TooLarge);
     }

@@ -57,12 +57,17 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
 
     let mut edge = http_proxy_service_with_name(
         &server.configuration,
-        Edge::new(store.clone(), learner_salt.clone()),
+        Edge::new(store.clone(), learner_salt.clone(), cfg.body_read_timeout),
         "lrsgate edge",
     );
     edge.add_tcp(&cfg.edge_listen.to_string());
 
-    let token_app = TokenService { store: store.clone(), max_request_bytes: cfg.token_request_max_bytes, learner_salt };
+    let token_app = TokenService {
+        store: store.clone(),
+        max_request_bytes: cfg.token_request_max_bytes,
+        body_read_timeout: cfg.body_read_timeout,
+        learner_salt,
+    };
     let mut token = Service::new("lrsgate token service".to_owned(), HttpServer::new_app(token_app));
     token.add_tcp(&cfg.token_listen.to_string());
 

@@ -363,3 +363,26 @@ fn multipart_statements_with_attachments() {
     assert_eq!((r.status, r.reason().as_str()), (400, "malformed_multipart"), "no boundary");
     assert_eq!(lrs.stats(), before, "no refused multipart request reached the LRS");
 }
+
+#[test]
+fn a_body_that_stalls_is_refused_with_408_and_never_forwarded() {
+    use std::io::{Read, Write};
+    let lrs = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[lrs.port]));
+    let token = gate.token();
+    let before = lrs.stats();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /xapi/statements HTTP/1.1\r\nHost: acme.test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"actor\":"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("body_timeout"), "{response}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "the configured 2 s deadline applies");
+    assert_eq!(lrs.stats(), before);
+}

@@ -41,6 +41,7 @@ pub struct ListenFile {
 pub struct LimitsFile {
     pub max_body_bytes: Option<usize>,
     pub token_request_max_bytes: Option<usize>,
+    pub body_read_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +94,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Token request body limit, default 64 KiB.
     pub token_request_max_bytes: usize,
+    /// Total time a client may take to send a request body that lrsgate reads before deciding,
+    /// default 30 s (Pingora's own limit is per read, so a trickled body could last far longer).
+    pub body_read_timeout: Duration,
     /// `iss` of issued tokens and the only one accepted, default `lrsgate`.
     pub issuer: String,
     /// Leeway for `exp`/`nbf`, default 30 s.
@@ -178,6 +182,11 @@ impl ServerConfig {
             metrics_listen: addr("metrics", raw.listen.metrics, "127.0.0.1:9090")?,
             max_body_bytes,
             token_request_max_bytes: raw.limits.token_request_max_bytes.unwrap_or(64 * 1024),
+            body_read_timeout: Duration::from_secs(positive(
+                "limits.body_read_timeout_seconds",
+                raw.limits.body_read_timeout_seconds,
+                30,
+            )?),
             issuer: raw.tokens.issuer.unwrap_or_else(|| "lrsgate".to_owned()),
             clock_skew_seconds: raw.tokens.clock_skew_seconds.unwrap_or(30),
             upstream: UpstreamTimeouts {

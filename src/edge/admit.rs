@@ -1,6 +1,8 @@
 //! `request_filter`'s work: tenant, route, token, query, body, policy. Everything that decides
 //! whether a request may reach the LRS happens here, before any upstream connection exists.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::Method;
@@ -9,7 +11,7 @@ use pingora::protocols::http::ServerSession;
 use super::context::EdgeCtx;
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
-use crate::http_io::{has_body, read_bounded, BodyReadError};
+use crate::http_io::{has_body, read_bounded};
 use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
@@ -36,7 +38,12 @@ pub enum Admission {
 pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Judge the request. On `Ok`, `ctx` holds the tenant, resource, forced query and body.
-pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &TenantStore) -> Result<Admission, Denial> {
+pub async fn admit(
+    session: &mut ServerSession,
+    ctx: &mut EdgeCtx,
+    store: &TenantStore,
+    body_timeout: Duration,
+) -> Result<Admission, Denial> {
     let req = session.req_header();
     let path = req.uri.path();
     if path == "/healthz" {
@@ -63,7 +70,7 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &Tenan
     }
 
     let alternate = if method == Method::POST && query::mentions(raw_query, "method") {
-        Some(read_alternate(session, tenant.max_body_bytes).await?)
+        Some(read_alternate(session, tenant.max_body_bytes, body_timeout).await?)
     } else {
         None
     };
@@ -78,7 +85,7 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &Tenan
     let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
     let (_claims, grant) = verify(token, &tenant.id, &tenant.keys).map_err(Denial::Token)?;
 
-    let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate };
+    let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
     let admission = judge(session, ctx, &grant, resource, &judged, tenant.max_body_bytes).await;
     ctx.learner = Some(grant.actor);
     if admission.is_ok() {
@@ -97,6 +104,8 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, store: &Tenan
 struct Judged {
     method: Method,
     alternate: Option<AlternateRequest>,
+    /// Total time allowed for reading the client's body.
+    body_timeout: Duration,
 }
 
 impl Judged {
@@ -134,10 +143,7 @@ impl Judged {
         }
         // The replay buffer records only what is read after this call.
         session.enable_retry_buffering();
-        read_bounded(session, limit).await.map_err(|e| match e {
-            BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
-            BodyReadError::Downstream(_) => Denial::BodyUnreadable,
-        })
+        read_bounded(session, limit, self.body_timeout).await.map_err(|e| Denial::from_body_read(e, limit))
     }
 }
 
@@ -152,15 +158,16 @@ fn to_method(m: AlternateMethod) -> Method {
 
 /// Read and decode an Alternate Request Syntax form (its token may be inside, so it is read
 /// before authentication, bounded by the tenant's body limit).
-async fn read_alternate(session: &mut ServerSession, limit: usize) -> Result<AlternateRequest, Denial> {
+async fn read_alternate(
+    session: &mut ServerSession,
+    limit: usize,
+    body_timeout: Duration,
+) -> Result<AlternateRequest, Denial> {
     let media_type = session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !media_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(Denial::UnsupportedContentType);
     }
-    let form = read_bounded(session, limit).await.map_err(|e| match e {
-        BodyReadError::TooLarge => Denial::BodyTooLarge { limit },
-        BodyReadError::Downstream(_) => Denial::BodyUnreadable,
-    })?;
+    let form = read_bounded(session, limit, body_timeout).await.map_err(|e| Denial::from_body_read(e, limit))?;
     alternate::decode(session.req_header().uri.query(), &form).map_err(Denial::Alternate)
 }
 

@@ -33,11 +33,13 @@ pub struct Edge {
     learner_salt: String,
     /// Pooled connections for bodies forwarded directly (over the replay buffer's size).
     connector: Connector,
+    /// Total time a client may take to send a body lrsgate reads before deciding.
+    body_read_timeout: std::time::Duration,
 }
 
 impl Edge {
-    pub fn new(store: TenantStore, learner_salt: String) -> Self {
-        Edge { store, learner_salt, connector: Connector::new(None) }
+    pub fn new(store: TenantStore, learner_salt: String, body_read_timeout: std::time::Duration) -> Self {
+        Edge { store, learner_salt, connector: Connector::new(None), body_read_timeout }
     }
 
     async fn refuse(&self, session: &mut Session, ctx: &mut EdgeCtx, denial: Denial) -> Result<bool> {
@@ -57,7 +59,7 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
-        match admit(session, ctx, &self.store).await {
+        match admit(session, ctx, &self.store, self.body_read_timeout).await {
             Ok(Admission::Proxy) => Ok(false),
             Ok(Admission::Answered) => {
                 let body = Bytes::from_static(br#"{"status":"ok"}"#);

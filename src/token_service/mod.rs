@@ -16,7 +16,7 @@ use serde_json::json;
 use self::request::TokenRequest;
 use crate::auth::{apikey, issue};
 use crate::denial::Denial;
-use crate::http_io::{has_body, read_bounded, BodyReadError};
+use crate::http_io::{has_body, read_bounded};
 use crate::metrics;
 use crate::tenant::TenantStore;
 
@@ -25,6 +25,8 @@ pub struct TokenService {
     pub store: TenantStore,
     /// Largest accepted token request body.
     pub max_request_bytes: usize,
+    /// Total time allowed for reading a token request body.
+    pub body_read_timeout: std::time::Duration,
     pub learner_salt: String,
 }
 
@@ -76,10 +78,9 @@ impl TokenService {
         if !is_json {
             return Err(Denial::UnsupportedContentType);
         }
-        let body = read_bounded(session, self.max_request_bytes).await.map_err(|e| match e {
-            BodyReadError::TooLarge => Denial::BodyTooLarge { limit: self.max_request_bytes },
-            BodyReadError::Downstream(_) => Denial::BodyUnreadable,
-        })?;
+        let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
+            .await
+            .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;
         let request = TokenRequest::parse(&body).map_err(Denial::TokenRequest)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let claims =

@@ -190,6 +190,8 @@ impl Gate {
 edge = "127.0.0.1:{edge}"
 token_service = "127.0.0.1:{token}"
 metrics = "127.0.0.1:{metrics}"
+[limits]
+body_read_timeout_seconds = 2
 [upstream]
 health_check_interval_seconds = 3600
 [server]
