@@ -208,6 +208,8 @@ fn policy_parts(p: &PolicyDenial) -> (u16, &'static str) {
         PolicyDenial::LaunchDataReadOnly => (403, "launch_data_read_only"),
         PolicyDenial::BulkDeleteRefused => (403, "bulk_delete_refused"),
         PolicyDenial::ProfileWriteRefused => (403, "profile_write_refused"),
+        PolicyDenial::NotOneStatementQuery => (400, "invalid_parameter"),
+        PolicyDenial::StatementNotFound => (404, "statement_not_found"),
     }
 }
 
@@ -229,6 +231,8 @@ fn policy_message(p: &PolicyDenial) -> String {
         PolicyDenial::LaunchDataReadOnly => write!(s, "LMS.LaunchData is written by the LMS only"),
         PolicyDenial::BulkDeleteRefused => write!(s, "a State DELETE must name one stateId"),
         PolicyDenial::ProfileWriteRefused => write!(s, "agent profile writes are not allowed for session tokens"),
+        PolicyDenial::NotOneStatementQuery => write!(s, "statementId cannot be combined with list filters"),
+        PolicyDenial::StatementNotFound => write!(s, "no such statement"),
     };
     s
 }

@@ -76,18 +76,6 @@ fn read_rules_end_to_end() {
         ("case_variant_parameter_is_400", format!("Agent={other_agent}"), 400, "unknown_parameter"),
         ("unknown_parameter_is_400", "foo=bar".into(), 400, "unknown_parameter"),
         ("related_agents_is_not_judged_yet", "related_agents=true".into(), 403, "not_supported"),
-        (
-            "statement_id_is_not_judged_yet",
-            "statementId=ec531277-b57b-4c15-8d91-d292c5b2b8f7".into(),
-            403,
-            "not_supported",
-        ),
-        (
-            "voided_statement_id_is_not_judged_yet",
-            "voidedStatementId=ec531277-b57b-4c15-8d91-d292c5b2b8f7".into(),
-            403,
-            "not_supported",
-        ),
     ];
     let before = lrs.stats();
     for (rule, query, status, reason) in &rows {
@@ -265,4 +253,55 @@ fn a_node_that_dies_is_failed_over_before_health_checks_notice() {
     drop(a);
     let r = gate.edge(&Req::get("/xapi/statements").bearer(&token));
     assert_eq!((r.status, r.reason().as_str()), (502, "upstream_unavailable"));
+}
+
+#[test]
+fn single_statement_reads_are_judged_on_the_returned_statement() {
+    use base64::Engine;
+    let lrs = StandIn::start();
+    let gate = Gate::start(GateOptions::new(&[lrs.port]));
+    let token = gate.token();
+    let own = statement();
+    let own_id = own["id"].as_str().unwrap().to_owned();
+    assert_eq!(gate.edge(&Req::statements(&token, own.to_string().into_bytes())).status, 200);
+    // Another learner's statement, written straight to the LRS (e.g. by another AU's session).
+    let mut other = statement();
+    other["actor"]["account"]["name"] = json!("learner-2");
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let lrs_auth = base64::engine::general_purpose::STANDARD.encode(format!("{LRS_USER}:{LRS_PASSWORD}"));
+    let direct = Req::post("/xapi/statements", other.to_string().into_bytes())
+        .header("Authorization", &format!("Basic {lrs_auth}"))
+        .header("Content-Type", "application/json");
+    assert_eq!(send(lrs.port, &direct).status, 200);
+
+    let get =
+        |query: String, method: &str| gate.edge(&Req::new(method, &format!("/xapi/statements?{query}")).bearer(&token));
+    let r = get(format!("statementId={own_id}"), "GET");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], json!(own_id));
+    assert_eq!(
+        lrs.last_request().target,
+        format!("/xapi/statements?statementId={own_id}"),
+        "no filter added to an id query"
+    );
+    let r = get(format!("statementId={own_id}&format=ids"), "HEAD");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+
+    for method in ["GET", "HEAD"] {
+        let r = get(format!("statementId={other_id}"), method);
+        assert_eq!(r.status, 404, "another learner's statement is not found ({method})");
+        if method == "GET" {
+            assert_eq!(r.reason(), "statement_not_found");
+            assert!(!r.text().contains("learner-2"), "nothing of it leaks");
+        }
+    }
+    let r = get(format!("voidedStatementId={}", uuid::Uuid::new_v4()), "GET");
+    assert_eq!(r.status, 404, "the LRS's own 404 passes through");
+
+    let before = lrs.stats();
+    let r = get(format!("statementId={own_id}&agent={}", own_agent()), "GET");
+    assert_eq!((r.status, r.reason().as_str()), (400, "invalid_parameter"));
+    let r = get(format!("statementId={own_id}&voidedStatementId={own_id}"), "GET");
+    assert_eq!((r.status, r.reason().as_str()), (400, "invalid_parameter"));
+    assert_eq!(lrs.stats(), before);
 }

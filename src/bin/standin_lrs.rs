@@ -307,6 +307,13 @@ fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
 
 fn query_statements(lrs: &Lrs, query: &str) -> Response {
     let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    if let Some(id) = params.get("statementId").or_else(|| params.get("voidedStatementId")) {
+        let state = lrs.state.lock().expect("stand-in state lock");
+        return match state.statements.iter().find(|s| s["id"].as_str() == Some(id)) {
+            Some(statement) => Response { status: 200, body: statement.to_string().into_bytes() },
+            None => error(404, "stand-in LRS: no such statement"),
+        };
+    }
     let agent: Option<Value> = params.get("agent").and_then(|a| serde_json::from_str(a).ok());
     let limit: usize = params.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
     let state = lrs.state.lock().expect("stand-in state lock");

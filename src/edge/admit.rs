@@ -30,6 +30,8 @@ pub enum Admission {
     Proxy,
     /// Forward it directly with this validated body (too large for the replay buffer).
     ForwardDirect(Bytes),
+    /// Fetch a single statement directly and relay it only if it is in scope.
+    FetchJudged,
     /// Already answered (health check).
     Answered,
 }
@@ -88,15 +90,35 @@ pub async fn admit(
     let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
     let admission = judge(session, ctx, &grant, resource, &judged, tenant.max_body_bytes).await;
     ctx.learner = Some(grant.actor);
-    if admission.is_ok() {
-        if let Some(a) = judged.alternate {
+    if let Some(a) = judged.alternate {
+        ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
+        if let Ok(Admission::Proxy | Admission::ForwardDirect(_)) = admission {
             // Forwarded in normal form, never as the form: always by the direct forwarder.
-            let body = ctx.validated_body.clone().unwrap_or_default();
-            ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
-            return Ok(Admission::ForwardDirect(body));
+            return Ok(Admission::ForwardDirect(ctx.validated_body.clone().unwrap_or_default()));
         }
     }
     admission
+}
+
+/// Whether a single statement the LRS returned (JSON, or multipart with attachments) is
+/// within `grant`'s read scope. Anything lrsgate cannot read strictly counts as out of scope.
+pub fn returned_statement_in_scope(grant: &Grant, content_type: &str, body: &[u8]) -> bool {
+    let json = match multipart::boundary(content_type) {
+        Some(boundary) if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") => {
+            match multipart::statement_part(body, boundary) {
+                Ok(part) => part,
+                Err(_) => return false,
+            }
+        }
+        _ => body,
+    };
+    let is_object = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match parse_body(json) {
+        Ok(statements) if is_object && statements.len() == 1 => {
+            policy::statements::returned_in_scope(grant, &statements[0])
+        }
+        _ => false,
+    }
 }
 
 /// The request as it is judged: the client's own, or the normal form of an Alternate Request
@@ -184,6 +206,13 @@ async fn judge(
     match (resource, judged.method.clone()) {
         (Resource::Statements, Method::GET | Method::HEAD) => {
             let params = query::parse(raw_query, STATEMENT_GET_PARAMS).map_err(Denial::Query)?;
+            if params.iter().any(|p| p.name == "statementId" || p.name == "voidedStatementId") {
+                policy::statements::check_single_read(grant, &params).map_err(Denial::Policy)?;
+                judged.refuse_body(session)?;
+                ctx.upstream_query = Some(params.iter().map(|p| p.raw).collect::<Vec<_>>().join("&"));
+                ctx.single_read = Some(grant.clone());
+                return Ok(Admission::FetchJudged);
+            }
             ctx.upstream_query = Some(policy::statements::check_read(grant, &params).map_err(Denial::Policy)?);
             judged.refuse_body(session)?;
             Ok(Admission::Proxy)

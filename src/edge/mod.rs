@@ -18,14 +18,14 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use self::admit::{admit, Admission};
+use self::admit::{admit, returned_statement_in_scope, Admission};
 pub use self::context::EdgeCtx;
 use crate::denial::Denial;
 use crate::http_io::{has_body, json_header, write_denial};
 use crate::logfields::learner_hash;
 use crate::metrics;
 use crate::tenant::TenantStore;
-use crate::upstream::forward::{forward_buffered, rewrite_request, Forwarded};
+use crate::upstream::forward::{fetch_judged, forward_buffered, rewrite_request, Forwarded};
 
 /// The edge proxy.
 pub struct Edge {
@@ -90,6 +90,32 @@ impl ProxyHttp for Edge {
                         session.set_keepalive(None);
                         ctx.forwarded_status = Some(status);
                     }
+                    Err(denial) => return self.refuse(session, ctx, denial).await,
+                }
+                Ok(true)
+            }
+            Ok(Admission::FetchJudged) => {
+                let (Some(tenant), Some(grant)) = (ctx.tenant.clone(), ctx.single_read.take()) else {
+                    return self.refuse(session, ctx, Denial::Internal).await;
+                };
+                let query = ctx.upstream_query.clone().unwrap_or_default();
+                let normal_form = ctx.normal_form.clone();
+                let judged = fetch_judged(
+                    &self.connector,
+                    session,
+                    &tenant.upstream,
+                    &query,
+                    tenant.max_body_bytes,
+                    normal_form.as_ref(),
+                    |resp, body| {
+                        let content_type =
+                            resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                        returned_statement_in_scope(&grant, content_type, body)
+                    },
+                )
+                .await;
+                match judged {
+                    Ok(status) => ctx.forwarded_status = Some(status),
                     Err(denial) => return self.refuse(session, ctx, denial).await,
                 }
                 Ok(true)

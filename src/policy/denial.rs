@@ -27,6 +27,10 @@ pub enum PolicyDenial {
     BulkDeleteRefused,
     /// An Agent Profile write.
     ProfileWriteRefused,
+    /// A single-statement query (`statementId`) judged as a list read: internal routing only.
+    NotOneStatementQuery,
+    /// A returned statement outside the scope, answered as not found.
+    StatementNotFound,
 }
 
 /// A refusal of one statement in a write, with its position in the batch.

@@ -74,7 +74,7 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
     let mut seen = [false; 3];
     for p in params {
         let forced = match p.name.as_ref() {
-            "statementId" | "voidedStatementId" => return Err(PolicyDenial::NotSupported("single-statement reads")),
+            "statementId" | "voidedStatementId" => return Err(PolicyDenial::NotOneStatementQuery),
             "related_agents" | "related_activities" => match p.value.as_ref() {
                 "false" => None,
                 "true" => return Err(PolicyDenial::NotSupported("related_agents/related_activities")),
@@ -126,6 +126,41 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
         }
     }
     Ok(out)
+}
+
+/// Judge a single-statement read (`statementId` or `voidedStatementId`). xAPI allows only
+/// `format` and `attachments` beside the id (Comm §2.1.3), so the scope cannot be forced onto
+/// the query: the statement the LRS returns is judged by [`returned_in_scope`] instead.
+pub fn check_single_read(grant: &Grant, params: &[Param<'_>]) -> Result<(), PolicyDenial> {
+    match grant.read {
+        Scope::ActorActivityRegistration => {}
+        Scope::Nothing => return Err(PolicyDenial::ScopeDenies),
+        _ => return Err(PolicyDenial::NotSupported("this read scope")),
+    }
+    let mut ids = 0;
+    for p in params {
+        match p.name.as_ref() {
+            "statementId" | "voidedStatementId" => {
+                parse_uuid(&p.value).ok_or(PolicyDenial::InvalidParameter("statementId"))?;
+                ids += 1;
+            }
+            "format" | "attachments" => {}
+            _ => return Err(PolicyDenial::InvalidParameter("statementId (only format and attachments may join it)")),
+        }
+    }
+    if ids != 1 {
+        return Err(PolicyDenial::InvalidParameter("statementId (use statementId or voidedStatementId, not both)"));
+    }
+    Ok(())
+}
+
+/// Whether a statement the LRS returned lies within the grant's read scope: the token's
+/// learner as actor, its activity as object, its registration. Anything else is answered as
+/// not found, so a token learns nothing of statements outside its scope.
+pub fn returned_in_scope(grant: &Grant, s: &Statement) -> bool {
+    matches!(&s.actor, Actor::Agent(ifi) if *ifi == grant.actor)
+        && matches!(&s.object, StatementObject::Activity { id } if *id == grant.activity_id)
+        && s.context_registration == Some(grant.registration)
 }
 
 fn push_pair(out: &mut String, name: &str, value: &str) {
@@ -337,9 +372,9 @@ mod tests {
             ),
             ("related_activities_false_is_fine", "related_activities=false".into(), Ok(())),
             (
-                "statement_id_is_not_judged_yet",
+                "statement_id_is_not_a_list_read",
                 "statementId=ec531277-b57b-4c15-8d91-d292c5b2b8f7".into(),
-                Err(PolicyDenial::NotSupported("single-statement reads")),
+                Err(PolicyDenial::NotOneStatementQuery),
             ),
             (
                 "plain_filters_pass",
@@ -356,6 +391,24 @@ mod tests {
     fn read_keeps_client_encoding_of_other_params() {
         let out = read("since=2024-01-01T00%3A00%3A00Z&limit=1").unwrap();
         assert!(out.starts_with("since=2024-01-01T00%3A00%3A00Z&limit=1&agent="), "{out}");
+    }
+
+    #[test]
+    fn single_read_rules() {
+        let single = |q: &str| check_single_read(&grant(), &parse(Some(q), STATEMENT_GET_PARAMS).unwrap());
+        let id = "ec531277-b57b-4c15-8d91-d292c5b2b8f7";
+        assert_eq!(single(&format!("statementId={id}")), Ok(()));
+        assert_eq!(single(&format!("voidedStatementId={id}&format=ids&attachments=true")), Ok(()));
+        assert!(single(&format!("statementId={id}&agent=%7B%7D")).is_err(), "no narrowing beside an id");
+        assert!(single(&format!("statementId={id}&voidedStatementId={id}")).is_err());
+        assert!(single("statementId=nope").is_err());
+        let stmt = |v: Value| parse_body(v.to_string().as_bytes()).unwrap().remove(0);
+        assert!(returned_in_scope(&grant(), &stmt(statement())));
+        assert!(!returned_in_scope(&grant(), &stmt(with(&["actor", "account", "name"], json!("learner-2")))));
+        assert!(!returned_in_scope(&grant(), &stmt(with(&["object", "id"], json!("https://other/au")))));
+        assert!(!returned_in_scope(&grant(), &stmt(with(&["context"], json!({})))));
+        // The LRS sets authority and stored on what it returns; that is no reason to hide it.
+        assert!(returned_in_scope(&grant(), &stmt(with(&["authority"], json!({"mbox": "mailto:lrs@x"})))));
     }
 
     #[test]

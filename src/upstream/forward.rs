@@ -171,6 +171,84 @@ pub async fn forward_buffered(
     Err(last_error)
 }
 
+/// Fetch one statement for the client (always a GET upstream, also for a client's HEAD), read
+/// the whole answer (at most `limit` bytes), and relay it only if `in_scope` accepts a 200;
+/// otherwise refuse it as not found. Any other status is relayed as the LRS sent it.
+pub async fn fetch_judged(
+    connector: &Connector,
+    session: &mut ServerSession,
+    pool: &UpstreamPool,
+    query: &str,
+    limit: usize,
+    normal_form: Option<&NormalForm>,
+    in_scope: impl Fn(&pingora::http::ResponseHeader, &[u8]) -> bool,
+) -> Result<u16, Denial> {
+    let mut last_error = Denial::UpstreamUnavailable;
+    for _ in 0..pool.node_count().max(1) {
+        let Some((peer, node)) = pool.select() else { break };
+        let (mut http, _reused) = match connector.get_http_session(&*peer).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
+                last_error = Denial::from_upstream_error(&e);
+                continue;
+            }
+        };
+        let mut req = session.req_header().clone();
+        req.set_method(http::Method::GET);
+        for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+            req.remove_header(&name);
+        }
+        if let Some(form) = normal_form {
+            for (name, value) in &form.headers {
+                if matches!(*name, "X-Experience-API-Version" | "If-Match" | "If-None-Match") {
+                    req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
+                }
+            }
+        }
+        rewrite_request(&mut req, node, &pool.authorization, "statements", Some(query), None)
+            .map_err(|_| Denial::Internal)?;
+        let answered = async {
+            http.write_request_header(Box::new(req)).await?;
+            http.finish_request_body().await?;
+            http.read_response_header().await?;
+            let mut body = Vec::new();
+            while let Some(chunk) = http.read_response_body().await? {
+                if body.len() + chunk.len() > limit {
+                    return pingora::Error::e_explain(
+                        pingora::ErrorType::InvalidHTTPHeader,
+                        "LRS answer over the limit",
+                    );
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        }
+        .await;
+        let body = answered.map_err(|e| Denial::from_upstream_error(&e))?;
+        let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+        let mut resp = resp.clone();
+        connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+        let status = resp.status.as_u16();
+        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+        if status == 200 && !in_scope(&resp, &body) {
+            return Err(Denial::Policy(crate::policy::PolicyDenial::StatementNotFound));
+        }
+        for name in [CONNECTION, TRANSFER_ENCODING] {
+            resp.remove_header(&name);
+        }
+        resp.remove_header("keep-alive");
+        resp.insert_header(CONTENT_LENGTH, body.len().to_string()).map_err(|_| Denial::Internal)?;
+        let head = session.req_header().method == http::Method::HEAD;
+        if session.write_response_header(Box::new(resp)).await.is_ok() && !head {
+            let _ = session.write_response_body(Bytes::from(body), true).await;
+        }
+        let _ = session.finish_body().await;
+        return Ok(status);
+    }
+    Err(last_error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
