@@ -49,6 +49,8 @@ pub enum Denial {
     TokenRequest(TokenRequestError),
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The LRS answered something that is not what the request asks for.
+    UpstreamInvalid,
     Internal,
 }
 
@@ -112,6 +114,7 @@ impl Denial {
             ),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
             Denial::UpstreamTimeout => (504, "upstream_timeout"),
+            Denial::UpstreamInvalid => (502, "upstream_invalid_response"),
             Denial::Internal => (500, "internal_error"),
         }
     }
@@ -171,6 +174,7 @@ impl Denial {
             Denial::TokenRequest(e) => e.to_string(),
             Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
             Denial::UpstreamTimeout => "the LRS did not answer in time".into(),
+            Denial::UpstreamInvalid => "the LRS's answer could not be judged".into(),
             Denial::Internal => "internal error".into(),
         }
     }

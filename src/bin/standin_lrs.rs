@@ -323,8 +323,18 @@ fn query_statements(lrs: &Lrs, query: &str) -> Response {
         .filter(|s| params.get("registration").is_none_or(|r| s["context"]["registration"].as_str() == Some(r)))
         .filter(|s| params.get("activity").is_none_or(|a| s["object"]["id"].as_str() == Some(a)))
         .filter(|s| agent.as_ref().is_none_or(|a| same_ifi(a, &s["actor"])))
-        .take(limit)
         .collect();
+    // xAPI Comm §2.1.3 s3: a statement targeting a matching statement (StatementRef) matches
+    // too, whoever its actor; real LRSs return those, and so does the stand-in.
+    let mut matching = matching;
+    let targeted: Vec<&Value> = state
+        .statements
+        .iter()
+        .filter(|s| s["object"]["objectType"] == "StatementRef")
+        .filter(|s| matching.iter().any(|m| m["id"] == s["object"]["id"]))
+        .collect();
+    matching.extend(targeted);
+    matching.truncate(limit);
     let body = json!({ "statements": matching, "more": "" });
     Response { status: 200, body: body.to_string().into_bytes() }
 }

@@ -25,8 +25,8 @@ pub struct EdgeCtx {
     pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
-    /// For a single-statement read: the grant the returned statement is judged against.
-    pub single_read: Option<crate::policy::Grant>,
+    /// For a statement read: the grant and kind that what the LRS returns is judged by.
+    pub statement_read: Option<(crate::policy::Grant, crate::edge::admit::ReadKind)>,
     /// For an Alternate Request Syntax request: the normal form it is forwarded in.
     pub normal_form: Option<NormalForm>,
     /// Failed connection attempts to LRS nodes for this request.

@@ -18,7 +18,7 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use self::admit::{admit, returned_statement_in_scope, Admission};
+use self::admit::{admit, judge_statement_read, Admission};
 pub use self::context::EdgeCtx;
 use crate::denial::Denial;
 use crate::http_io::{has_body, json_header, write_denial};
@@ -95,7 +95,7 @@ impl ProxyHttp for Edge {
                 Ok(true)
             }
             Ok(Admission::FetchJudged) => {
-                let (Some(tenant), Some(grant)) = (ctx.tenant.clone(), ctx.single_read.take()) else {
+                let (Some(tenant), Some((grant, kind))) = (ctx.tenant.clone(), ctx.statement_read.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
                 let query = ctx.upstream_query.clone().unwrap_or_default();
@@ -110,7 +110,7 @@ impl ProxyHttp for Edge {
                     |resp, body| {
                         let content_type =
                             resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-                        returned_statement_in_scope(&grant, content_type, body)
+                        judge_statement_read(&grant, kind, content_type, body)
                     },
                 )
                 .await;

@@ -75,6 +75,9 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
     for p in params {
         let forced = match p.name.as_ref() {
             "statementId" | "voidedStatementId" => return Err(PolicyDenial::NotOneStatementQuery),
+            "attachments" if p.value != "false" => {
+                return Err(PolicyDenial::NotSupported("attachments=true on statement lists"))
+            }
             "related_agents" | "related_activities" => match p.value.as_ref() {
                 "false" => None,
                 "true" => return Err(PolicyDenial::NotSupported("related_agents/related_activities")),
@@ -371,6 +374,12 @@ mod tests {
                 Err(PolicyDenial::NotSupported("related_agents/related_activities")),
             ),
             ("related_activities_false_is_fine", "related_activities=false".into(), Ok(())),
+            (
+                "attachments_on_lists_are_not_judged_yet",
+                "attachments=true".into(),
+                Err(PolicyDenial::NotSupported("attachments=true on statement lists")),
+            ),
+            ("attachments_false_is_fine", "attachments=false".into(), Ok(())),
             (
                 "statement_id_is_not_a_list_read",
                 "statementId=ec531277-b57b-4c15-8d91-d292c5b2b8f7".into(),

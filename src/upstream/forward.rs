@@ -171,9 +171,9 @@ pub async fn forward_buffered(
     Err(last_error)
 }
 
-/// Fetch one statement for the client (always a GET upstream, also for a client's HEAD), read
-/// the whole answer (at most `limit` bytes), and relay it only if `in_scope` accepts a 200;
-/// otherwise refuse it as not found. Any other status is relayed as the LRS sent it.
+/// Fetch statements for the client (always a GET upstream, also for a client's HEAD), read
+/// the whole answer (at most `limit` bytes), and pass a 200's body through `judge`, which
+/// returns what the client may see or a refusal. Any other status is relayed as the LRS sent it.
 pub async fn fetch_judged(
     connector: &Connector,
     session: &mut ServerSession,
@@ -181,7 +181,7 @@ pub async fn fetch_judged(
     query: &str,
     limit: usize,
     normal_form: Option<&NormalForm>,
-    in_scope: impl Fn(&pingora::http::ResponseHeader, &[u8]) -> bool,
+    judge: impl Fn(&pingora::http::ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
     let mut last_error = Denial::UpstreamUnavailable;
     for _ in 0..pool.node_count().max(1) {
@@ -231,9 +231,7 @@ pub async fn fetch_judged(
         connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
         let status = resp.status.as_u16();
         metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
-        if status == 200 && !in_scope(&resp, &body) {
-            return Err(Denial::Policy(crate::policy::PolicyDenial::StatementNotFound));
-        }
+        let body = if status == 200 { judge(&resp, body)? } else { body };
         for name in [CONNECTION, TRANSFER_ENCODING] {
             resp.remove_header(&name);
         }
