@@ -67,6 +67,7 @@ impl Denial {
             Denial::Alternate(AlternateError::BadMethod) => (400, "invalid_method"),
             Denial::Alternate(AlternateError::ExtraQueryParameter(_)) => (400, "unknown_parameter"),
             Denial::Alternate(AlternateError::DuplicateField(_)) => (400, "duplicate_parameter"),
+            Denial::Alternate(AlternateError::BadHeaderValue(_)) => (400, "invalid_header"),
             Denial::AuthorizationConflict => (401, "authorization_conflict"),
             Denial::Token(e) => (
                 401,

@@ -115,6 +115,12 @@ fn alternate_syntax_rules() {
         ),
         ("unknown_field_is_400", alternate("GET", "Limit=1".into()).bearer(&token), 400, "unknown_parameter"),
         ("content_on_a_get_is_400", alternate("GET", "content=x".into()).bearer(&token), 400, "unexpected_body"),
+        (
+            "header_injection_is_400",
+            alternate("GET", "If-Match=%22a%22%0D%0AX-Injected%3A+1".into()).bearer(&token),
+            400,
+            "invalid_header",
+        ),
         ("nested_alternate_is_400", alternate("POST", "method=GET".into()).bearer(&token), 400, "unknown_parameter"),
         (
             "launch_data_write_is_403",

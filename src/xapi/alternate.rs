@@ -57,6 +57,8 @@ pub enum AlternateError {
     ExtraQueryParameter(String),
     /// A form field occurs twice.
     DuplicateField(String),
+    /// A header field's value is not a valid header value (control characters, line breaks).
+    BadHeaderValue(&'static str),
 }
 
 impl fmt::Display for AlternateError {
@@ -67,6 +69,7 @@ impl fmt::Display for AlternateError {
                 write!(f, "the Alternate Request Syntax allows no query parameter but method (found \"{p}\")")
             }
             AlternateError::DuplicateField(p) => write!(f, "form field \"{p}\" occurs more than once"),
+            AlternateError::BadHeaderValue(h) => write!(f, "form field {h} is not a valid header value"),
         }
     }
 }
@@ -101,7 +104,13 @@ pub fn decode(raw_query: Option<&str>, form: &[u8]) -> Result<AlternateRequest, 
         }
         seen.push(key);
         match header {
-            Some(canonical) => headers.push((canonical, value.into_owned())),
+            Some(canonical) => {
+                // Visible ASCII, space and tab only: what a header value may carry here.
+                if !value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                    return Err(AlternateError::BadHeaderValue(canonical));
+                }
+                headers.push((canonical, value.into_owned()))
+            }
             None if name == "content" => content = Some(value.into_owned().into_bytes()),
             None => {
                 params.append_pair(&name, &value);
@@ -168,6 +177,12 @@ mod tests {
                 Some("method=PUT"),
                 b"content=a&content=b",
                 AlternateError::DuplicateField("content".into()),
+            ),
+            (
+                "header_with_line_break",
+                Some("method=GET"),
+                b"If-Match=%22a%22%0D%0AX-Injected%3A+1",
+                AlternateError::BadHeaderValue("If-Match"),
             ),
         ];
         for (rule, query, form, want) in table {
