@@ -343,3 +343,22 @@ fn list_reads_return_only_in_scope_statements() {
         Some(gate.edge(&Req::get("/xapi/statements").bearer(&token)).body.len().to_string())
     );
 }
+
+#[test]
+fn an_answer_too_large_to_judge_is_refused_not_relayed() {
+    let lrs = StandIn::start();
+    let mut opts = GateOptions::new(&[lrs.port]);
+    opts.max_body_bytes = 100 * 1024;
+    let gate = Gate::start(opts);
+    let token = gate.token();
+    for _ in 0..2 {
+        let batch = serde_json::Value::from((0..100).map(|_| statement()).collect::<Vec<_>>());
+        let r = gate.edge(&Req::statements(&token, batch.to_string().into_bytes()));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = gate.edge(&Req::get("/xapi/statements").bearer(&token));
+    assert_eq!((r.status, r.reason().as_str()), (502, "upstream_invalid_response"), "{}", r.text());
+    let r = gate.edge(&Req::get("/xapi/statements?limit=10").bearer(&token));
+    assert_eq!(r.status, 200, "paging with limit still works");
+    assert_eq!(r.json()["statements"].as_array().unwrap().len(), 10);
+}

@@ -215,17 +215,15 @@ pub async fn fetch_judged(
             let mut body = Vec::new();
             while let Some(chunk) = http.read_response_body().await? {
                 if body.len() + chunk.len() > limit {
-                    return pingora::Error::e_explain(
-                        pingora::ErrorType::InvalidHTTPHeader,
-                        "LRS answer over the limit",
-                    );
+                    // Too large to judge: refused, not relayed unjudged.
+                    return Ok(None);
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok::<_, Box<pingora::Error>>(Some(body))
         }
         .await;
-        let body = answered.map_err(|e| Denial::from_upstream_error(&e))?;
+        let body = answered.map_err(|e| Denial::from_upstream_error(&e))?.ok_or(Denial::UpstreamInvalid)?;
         let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
         let mut resp = resp.clone();
         connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
