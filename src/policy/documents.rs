@@ -186,21 +186,13 @@ fn own_activity_query(grant: &Grant, params: &[Param<'_>]) -> Result<String, Pol
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xapi::agent::Ifi;
     use crate::xapi::query::parse;
-    use uuid::Uuid;
 
     const ACTIVITY: &str = "https://lms.example/au/1";
     const REG: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
 
     fn grant() -> Grant {
-        Grant {
-            actor: Ifi::Account { home_page: "https://lms.example".into(), name: "learner-1".into() },
-            activity_id: ACTIVITY.into(),
-            registration: Uuid::parse_str(REG).unwrap(),
-            write: Scope::ActorActivityRegistration,
-            read: Scope::ActorActivityRegistration,
-        }
+        crate::policy::grant::test_grant(ACTIVITY)
     }
 
     fn agent(name: &str) -> String {

@@ -183,23 +183,15 @@ fn param_name(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xapi::agent::Ifi;
     use crate::xapi::query::{parse, STATEMENT_GET_PARAMS};
     use crate::xapi::statement::parse_body;
     use serde_json::{json, Value};
-    use uuid::Uuid;
 
     const ACTIVITY: &str = "https://lms.example/course/1/au/1";
     const REG: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
 
     fn grant() -> Grant {
-        Grant {
-            actor: Ifi::Account { home_page: "https://lms.example".into(), name: "learner-1".into() },
-            activity_id: ACTIVITY.into(),
-            registration: Uuid::parse_str(REG).unwrap(),
-            write: Scope::ActorActivityRegistration,
-            read: Scope::ActorActivityRegistration,
-        }
+        crate::policy::grant::test_grant(ACTIVITY)
     }
 
     fn statement() -> Value {

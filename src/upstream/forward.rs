@@ -103,70 +103,81 @@ pub async fn forward_buffered(
     normal_form: Option<&NormalForm>,
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
-    let mut last_error = Denial::UpstreamUnavailable;
-    for _ in 0..pool.node_count().max(1) {
-        let Some((peer, node)) = pool.select() else { break };
-        let (mut http, _reused) = match connector.get_http_session(&*peer).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
-                last_error = Denial::from_upstream_error(&e);
-                continue;
-            }
-        };
-        let mut req = session.req_header().clone();
-        if let Some(form) = normal_form {
-            req.set_method(form.method.clone());
-            req.remove_header(&CONTENT_TYPE);
-            for (name, value) in &form.headers {
-                // Credential and framing are set by `rewrite_request`, never taken from the form.
-                if !matches!(*name, "Authorization" | "Content-Length") {
-                    req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
-                }
+    let (mut http, peer, node) = connect(connector, pool).await?;
+    let mut req = session.req_header().clone();
+    if let Some(form) = normal_form {
+        req.set_method(form.method.clone());
+        req.remove_header(&CONTENT_TYPE);
+        for (name, value) in &form.headers {
+            // Credential and framing are set by `rewrite_request`, never taken from the form.
+            if !matches!(*name, "Authorization" | "Content-Length") {
+                req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
             }
         }
-        rewrite_request(&mut req, node, &pool.authorization, resource_suffix, query, Some(body.len()))
-            .map_err(|_| Denial::Internal)?;
-        let sent = async {
-            http.write_request_header(Box::new(req)).await?;
-            http.write_request_body(body.clone(), true).await?;
-            http.finish_request_body().await?;
-            http.read_response_header().await
-        }
-        .await;
-        if let Err(e) = sent {
-            // Something may have reached the LRS: never resend a non-idempotent write.
-            return Err(Denial::from_upstream_error(&e));
-        }
-        let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
-        let mut resp = resp.clone();
-        let status = resp.status.as_u16();
-        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
-        resp.remove_header(&CONNECTION);
-        resp.remove_header("keep-alive");
-        if session.write_response_header(Box::new(resp)).await.is_err() {
-            return Ok(Forwarded::Aborted(status));
-        }
-        loop {
-            match http.read_response_body().await {
-                Ok(Some(chunk)) => {
-                    if session.write_response_body(chunk, false).await.is_err() {
-                        return Ok(Forwarded::Aborted(status));
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("LRS response broke off: {e}");
-                    session.set_keepalive(None);
+    }
+    rewrite_request(&mut req, node, &pool.authorization, resource_suffix, query, Some(body.len()))
+        .map_err(|_| Denial::Internal)?;
+    let sent = async {
+        http.write_request_header(Box::new(req)).await?;
+        http.write_request_body(body.clone(), true).await?;
+        http.finish_request_body().await?;
+        http.read_response_header().await
+    }
+    .await;
+    if let Err(e) = sent {
+        // Something may have reached the LRS: never resend a non-idempotent write.
+        return Err(Denial::from_upstream_error(&e));
+    }
+    let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+    let mut resp = resp.clone();
+    let status = resp.status.as_u16();
+    metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+    resp.remove_header(&CONNECTION);
+    resp.remove_header("keep-alive");
+    if session.write_response_header(Box::new(resp)).await.is_err() {
+        return Ok(Forwarded::Aborted(status));
+    }
+    loop {
+        match http.read_response_body().await {
+            Ok(Some(chunk)) => {
+                if session.write_response_body(chunk, false).await.is_err() {
                     return Ok(Forwarded::Aborted(status));
                 }
             }
+            Ok(None) => break,
+            Err(e) => {
+                warn!("LRS response broke off: {e}");
+                session.set_keepalive(None);
+                return Ok(Forwarded::Aborted(status));
+            }
         }
-        if session.finish_body().await.is_err() {
-            return Ok(Forwarded::Aborted(status));
+    }
+    if session.finish_body().await.is_err() {
+        return Ok(Forwarded::Aborted(status));
+    }
+    connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+    Ok(Forwarded::Relayed(status))
+}
+
+/// A connection to one of the pool's nodes. Only connection failures (nothing sent yet) move
+/// on to another node, each tried at most once.
+async fn connect<'p>(
+    connector: &Connector,
+    pool: &'p UpstreamPool,
+) -> Result<
+    (pingora::protocols::http::client::HttpSession, Box<pingora::prelude::HttpPeer>, &'p std::sync::Arc<UpstreamNode>),
+    Denial,
+> {
+    let mut last_error = Denial::UpstreamUnavailable;
+    for _ in 0..pool.node_count().max(1) {
+        let Some((peer, node)) = pool.select() else { break };
+        match connector.get_http_session(&*peer).await {
+            Ok((http, _reused)) => return Ok((http, peer, node)),
+            Err(e) => {
+                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
+                last_error = Denial::from_upstream_error(&e);
+            }
         }
-        connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
-        return Ok(Forwarded::Relayed(status));
     }
     Err(last_error)
 }
@@ -183,66 +194,54 @@ pub async fn fetch_judged(
     normal_form: Option<&NormalForm>,
     judge: impl Fn(&pingora::http::ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
-    let mut last_error = Denial::UpstreamUnavailable;
-    for _ in 0..pool.node_count().max(1) {
-        let Some((peer, node)) = pool.select() else { break };
-        let (mut http, _reused) = match connector.get_http_session(&*peer).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
-                last_error = Denial::from_upstream_error(&e);
-                continue;
-            }
-        };
-        let mut req = session.req_header().clone();
-        req.set_method(http::Method::GET);
-        for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
-            req.remove_header(&name);
-        }
-        if let Some(form) = normal_form {
-            for (name, value) in &form.headers {
-                if matches!(*name, "X-Experience-API-Version" | "If-Match" | "If-None-Match") {
-                    req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
-                }
-            }
-        }
-        rewrite_request(&mut req, node, &pool.authorization, "statements", Some(query), None)
-            .map_err(|_| Denial::Internal)?;
-        let answered = async {
-            http.write_request_header(Box::new(req)).await?;
-            http.finish_request_body().await?;
-            http.read_response_header().await?;
-            let mut body = Vec::new();
-            while let Some(chunk) = http.read_response_body().await? {
-                if body.len() + chunk.len() > limit {
-                    // Too large to judge: refused, not relayed unjudged.
-                    return Ok(None);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok::<_, Box<pingora::Error>>(Some(body))
-        }
-        .await;
-        let body = answered.map_err(|e| Denial::from_upstream_error(&e))?.ok_or(Denial::UpstreamInvalid)?;
-        let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
-        let mut resp = resp.clone();
-        connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
-        let status = resp.status.as_u16();
-        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
-        let body = if status == 200 { judge(&resp, body)? } else { body };
-        for name in [CONNECTION, TRANSFER_ENCODING] {
-            resp.remove_header(&name);
-        }
-        resp.remove_header("keep-alive");
-        resp.insert_header(CONTENT_LENGTH, body.len().to_string()).map_err(|_| Denial::Internal)?;
-        let head = session.req_header().method == http::Method::HEAD;
-        if session.write_response_header(Box::new(resp)).await.is_ok() && !head {
-            let _ = session.write_response_body(Bytes::from(body), true).await;
-        }
-        let _ = session.finish_body().await;
-        return Ok(status);
+    let (mut http, peer, node) = connect(connector, pool).await?;
+    let mut req = session.req_header().clone();
+    req.set_method(http::Method::GET);
+    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+        req.remove_header(&name);
     }
-    Err(last_error)
+    if let Some(form) = normal_form {
+        for (name, value) in &form.headers {
+            if matches!(*name, "X-Experience-API-Version" | "If-Match" | "If-None-Match") {
+                req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
+            }
+        }
+    }
+    rewrite_request(&mut req, node, &pool.authorization, "statements", Some(query), None)
+        .map_err(|_| Denial::Internal)?;
+    let answered = async {
+        http.write_request_header(Box::new(req)).await?;
+        http.finish_request_body().await?;
+        http.read_response_header().await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = http.read_response_body().await? {
+            if body.len() + chunk.len() > limit {
+                // Too large to judge: refused, not relayed unjudged.
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok::<_, Box<pingora::Error>>(Some(body))
+    }
+    .await;
+    let body = answered.map_err(|e| Denial::from_upstream_error(&e))?.ok_or(Denial::UpstreamInvalid)?;
+    let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+    let mut resp = resp.clone();
+    connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+    let status = resp.status.as_u16();
+    metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+    let body = if status == 200 { judge(&resp, body)? } else { body };
+    for name in [CONNECTION, TRANSFER_ENCODING] {
+        resp.remove_header(&name);
+    }
+    resp.remove_header("keep-alive");
+    resp.insert_header(CONTENT_LENGTH, body.len().to_string()).map_err(|_| Denial::Internal)?;
+    let head = session.req_header().method == http::Method::HEAD;
+    if session.write_response_header(Box::new(resp)).await.is_ok() && !head {
+        let _ = session.write_response_body(Bytes::from(body), true).await;
+    }
+    let _ = session.finish_body().await;
+    Ok(status)
 }
 
 #[cfg(test)]
