@@ -6,6 +6,10 @@
 #
 #   bash bench/post_1kb.sh [seconds=10] [connections=32] [rounds=3]
 #
+# SCENARIOS="post get" (the default) also measures GET /xapi/statements?limit=10 (ten stored
+# statements; lrsgate forces the scope's filters and judges the list it returns); SCENARIOS=post
+# runs the write scenario alone.
+#
 # Pinning: wrk on CPU 0; the stand-in LRS and lrsgate on CPU 1 (when the machine has 2+ CPUs),
 # so the direct baseline and the proxied run get the same server core and lrsgate's cost shows
 # as lost throughput on it. Also reports lrsgate's CPU time per request from /proc/<pid>/stat.
@@ -66,7 +70,7 @@ secret = "bench-signing-secret-0123456789abcdef"
 api_key_hashes = ["$(echo "$keys" | sed -n 4p | tr -d ' ')"]
 CONF
 
-STANDIN_THREADS=1 $server_cpu $bin/standin-lrs --listen 127.0.0.1:$lrs_port --credential bench:bench-lrs-password --no-record >/dev/null &
+STANDIN_THREADS=1 $server_cpu $bin/standin-lrs --listen 127.0.0.1:$lrs_port --credential bench:bench-lrs-password --no-record --max-statements 10 >/dev/null &
 pids+=($!)
 RUST_LOG=warn $server_cpu "$gate_bin" serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
 gate_pid=$!; pids+=($gate_pid)
@@ -124,27 +128,41 @@ check="$(curl -s -o /dev/null -w '%{http_code}' -X POST localhost:$edge_port/xap
 [ "$check" = 200 ] || { echo "lrsgate refused the bench statement: $check"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-run() { # name url auth
-  BODY_FILE="$work/body.json" AUTH="$3" $client_cpu wrk -t1 -c"$conns" -d"${secs}s" --latency -s bench/post_statement.lua "$2" | grep RESULT
+run() { # script url auth
+  BODY_FILE="$work/body.json" AUTH="$3" $client_cpu wrk -t1 -c"$conns" -d"${secs}s" --latency -s "bench/$1.lua" "$2" | grep RESULT
 }
 
 hz=$(getconf CLK_TCK)
-echo "| round | path | req/s | p50 ms | p99 ms | errors+non2xx | lrsgate CPU µs/req |"
-echo "|---|---|---|---|---|---|---|"
+# Ten statements for the read scenario (the stand-in keeps ten, then stores no more).
+for _ in $(seq 9); do
+  curl -s -o /dev/null -X POST localhost:$edge_port/xapi/statements -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' --data-binary @"$work/body.json"
+done
+agent_q="$(python3 -c 'import urllib.parse,json;print(urllib.parse.quote(json.dumps({"objectType":"Agent","account":{"homePage":"https://lms.example","name":"learner-1"}},separators=(",",":"))))')"
+read_q="limit=10&agent=$agent_q&registration=$reg&activity=$(python3 -c 'import urllib.parse;print(urllib.parse.quote("https://lms.example/au/1",safe=""))')"
+
+echo "| round | scenario | path | req/s | p50 ms | p99 ms | errors+non2xx | lrsgate CPU µs/req |"
+echo "|---|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
+ for scenario in ${SCENARIOS:-post get}; do
+  case $scenario in
+    post) script=post_statement; query="" ;;
+    get) script=get_statements; query="?$read_q" ;;
+  esac
   for path in direct nginx lrsgate; do
     case $path in
-      direct) url="http://127.0.0.1:$lrs_port/xapi/statements"; auth="Basic $(printf bench:bench-lrs-password | base64)" ;;
-      nginx) url="http://127.0.0.1:$nginx_port/xapi/statements"; auth="Bearer unused-by-the-plain-proxy" ;;
-      lrsgate) url="http://127.0.0.1:$edge_port/xapi/statements"; auth="Bearer $token" ;;
+      direct) url="http://127.0.0.1:$lrs_port/xapi/statements$query"; auth="Basic $(printf bench:bench-lrs-password | base64)" ;;
+      nginx) url="http://127.0.0.1:$nginx_port/xapi/statements$query"; auth="Bearer unused-by-the-plain-proxy" ;;
+      lrsgate) url="http://127.0.0.1:$edge_port/xapi/statements$query"; auth="Bearer $token" ;;
     esac
     before=$(cpu_ticks $gate_pid)
-    line="$(run $path "$url" "$auth")"
+    line="$(run $script "$url" "$auth")"
     after=$(cpu_ticks $gate_pid)
     eval "$(echo "$line" | sed 's/RESULT //')"
     rps=$(( requests * 1000000 / duration_us ))
     cpu="-"
     [ $path = lrsgate ] && cpu=$(( (after - before) * 1000000 / hz / requests ))
-    echo "| $round | $path | $rps | $(awk "BEGIN{printf \"%.2f\", $p50_us/1000}") | $(awk "BEGIN{printf \"%.2f\", $p99_us/1000}") | $((errors + non2xx)) | $cpu |"
+    echo "| $round | $scenario | $path | $rps | $(awk "BEGIN{printf \"%.2f\", $p50_us/1000}") | $(awk "BEGIN{printf \"%.2f\", $p99_us/1000}") | $((errors + non2xx)) | $cpu |"
   done
+ done
 done

@@ -9,7 +9,9 @@
 //! `POST /_standin/reset`. `connections` counts every accepted connection (health probes
 //! included) except those opened to inspect the stand-in.
 //!
-//! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]`
+//! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]
+//! [--max-statements N]` (`--no-record` keeps no request log and, unless `--max-statements` says
+//! otherwise, no statements: for load tests)
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
 
 use std::collections::HashMap;
@@ -44,6 +46,8 @@ struct Lrs {
     base: String,
     expected_authorization: Option<String>,
     record: bool,
+    /// How many statements are kept for reads (later writes are answered, not stored).
+    max_statements: usize,
     connections: AtomicU64,
     request_count: AtomicU64,
     state: Mutex<State>,
@@ -67,6 +71,7 @@ fn main() -> std::io::Result<()> {
     let mut base = "/xapi".to_owned();
     let mut credential = None;
     let mut record = true;
+    let mut max_statements = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -74,6 +79,10 @@ fn main() -> std::io::Result<()> {
             "--base" => base = args.next().expect("--base needs a path"),
             "--credential" => credential = Some(args.next().expect("--credential needs user:pass")),
             "--no-record" => record = false,
+            "--max-statements" => {
+                max_statements =
+                    Some(args.next().and_then(|n| n.parse().ok()).expect("--max-statements needs a number"))
+            }
             other => {
                 eprintln!("unknown argument {other}; see the comment at the top of standin_lrs.rs");
                 std::process::exit(2);
@@ -84,6 +93,7 @@ fn main() -> std::io::Result<()> {
         base: base.trim_end_matches('/').to_owned(),
         expected_authorization: credential.map(|c| format!("Basic {}", STANDARD.encode(c))),
         record,
+        max_statements: max_statements.unwrap_or(if record { usize::MAX } else { 0 }),
         connections: AtomicU64::new(0),
         request_count: AtomicU64::new(0),
         state: Mutex::new(State::default()),
@@ -297,7 +307,7 @@ fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
             (None, None) => uuid::Uuid::new_v4().to_string(),
         };
         statement["id"] = Value::from(id.clone());
-        if lrs.record {
+        if state.statements.len() < lrs.max_statements {
             state.statements.push(statement);
         }
         ids.push(id);
