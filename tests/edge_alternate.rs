@@ -131,12 +131,7 @@ fn alternate_syntax_rules() {
             "launch_data_read_only",
         ),
     ];
-    let before = lrs.stats();
-    for (rule, req, status, reason) in rows {
-        let r = gate.edge(&req);
-        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
-    }
-    assert_eq!(lrs.stats(), before, "no refused alternate request reached the LRS");
+    assert_refused_untouched(&gate, &lrs, rows);
     // The same token in header and form is no conflict.
     let form = format!("Authorization={}", enc(&format!("Bearer {token}")));
     let r = gate.edge(&alternate("GET", form).bearer(&token));

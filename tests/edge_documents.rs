@@ -103,7 +103,6 @@ fn state_and_profile_rules_end_to_end() {
     assert_eq!(r.status, 404, "a missing preferences document is the LRS's 404: {}", r.text());
     assert!(lrs.last_request().target.starts_with("/xapi/agents/profile?agent="));
 
-    let before = lrs.stats();
     let rows: Vec<(&str, Req, u16, &str)> = vec![
         (
             "other_learners_state_is_403",
@@ -192,11 +191,7 @@ fn state_and_profile_rules_end_to_end() {
             "method_not_allowed",
         ),
     ];
-    for (rule, req, status, reason) in rows {
-        let r = gate.edge(&req);
-        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
-    }
-    assert_eq!(lrs.stats(), before, "no refused document request reached the LRS");
+    assert_refused_untouched(&gate, &lrs, rows);
 }
 
 #[test]
@@ -217,7 +212,6 @@ fn activity_profile_activities_and_agents() {
         let got = lrs.last_request();
         assert_eq!(got.target.split('?').next(), target.split('?').next(), "{target}");
     }
-    let before = lrs.stats();
     let rows: Vec<(&str, Req, u16, &str)> = vec![
         (
             "activity_profile_write_is_403",
@@ -245,9 +239,5 @@ fn activity_profile_activities_and_agents() {
             "query_out_of_scope",
         ),
     ];
-    for (rule, req, status, reason) in rows {
-        let r = gate.edge(&req);
-        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
-    }
-    assert_eq!(lrs.stats(), before, "no refused request reached the LRS");
+    assert_refused_untouched(&gate, &lrs, rows);
 }

@@ -324,6 +324,18 @@ impl Drop for Gate {
     }
 }
 
+/// Send every `(rule, request, status, reason)` row to the edge, assert each refusal (status,
+/// reason code, version header), then assert that none of them reached the LRS.
+pub fn assert_refused_untouched(gate: &Gate, lrs: &StandIn, rows: Vec<(&str, Req, u16, &str)>) {
+    let before = lrs.stats();
+    for (rule, req, status, reason) in rows {
+        let r = gate.edge(&req);
+        assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
+        assert_eq!(r.header("X-Experience-API-Version"), Some("1.0.3"), "{rule}");
+    }
+    assert_eq!(lrs.stats(), before, "a refused request reached the LRS");
+}
+
 /// The default learner's token request.
 pub fn token_request() -> Value {
     json!({
