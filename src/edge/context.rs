@@ -26,7 +26,7 @@ pub struct EdgeCtx {
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
     /// For a statement read: the grant and kind that what the LRS returns is judged by.
-    pub statement_read: Option<(crate::policy::Grant, crate::edge::admit::ReadKind)>,
+    pub statement_read: Option<(crate::policy::Grant, crate::edge::reads::ReadKind)>,
     /// For an Alternate Request Syntax request: the normal form it is forwarded in.
     pub normal_form: Option<NormalForm>,
     /// Failed connection attempts to LRS nodes for this request.

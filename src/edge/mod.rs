@@ -8,6 +8,7 @@
 
 pub mod admit;
 pub mod context;
+pub mod reads;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,8 +19,9 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use self::admit::{admit, judge_statement_read, Admission};
+use self::admit::{admit, Admission};
 pub use self::context::EdgeCtx;
+use self::reads::judge_statement_read;
 use crate::denial::Denial;
 use crate::http_io::{has_body, json_header, write_denial};
 use crate::logfields::learner_hash;

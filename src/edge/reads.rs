@@ -1,0 +1,137 @@
+//! Judging what the LRS returns for a statement read, before the client sees any of it: a
+//! single statement is shown only if it lies in the token's scope, a list keeps only the
+//! statements that do (each byte for byte). The scope rule itself is `policy::statements`.
+
+use crate::denial::Denial;
+use crate::policy::{self, Grant, PolicyDenial};
+use crate::xapi::multipart;
+use crate::xapi::statement::parse_body;
+
+/// Which statement read an admitted GET/HEAD is, for judging what the LRS returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    Single,
+    List,
+}
+
+/// What the client may see of a 200 the LRS returned for a statement read.
+pub fn judge_statement_read(
+    grant: &Grant,
+    kind: ReadKind,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Denial> {
+    match kind {
+        ReadKind::Single if returned_statement_in_scope(grant, content_type, &body) => Ok(body),
+        ReadKind::Single => Err(Denial::Policy(PolicyDenial::StatementNotFound)),
+        ReadKind::List => filter_statement_list(grant, &body).ok_or(Denial::UpstreamInvalid),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StatementList<'a> {
+    #[serde(borrow)]
+    statements: Vec<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    more: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A statement list with only the statements in `grant`'s scope, each kept byte for byte (they
+/// may be signed). `None` when the LRS's answer is not a statement list.
+fn filter_statement_list(grant: &Grant, body: &[u8]) -> Option<Vec<u8>> {
+    let list: StatementList<'_> = serde_json::from_slice(body).ok()?;
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(b"{\"statements\":[");
+    let mut first = true;
+    for raw in list.statements {
+        let in_scope = match parse_body(raw.get().as_bytes()) {
+            Ok(statements) => statements.len() == 1 && policy::statements::returned_in_scope(grant, &statements[0]),
+            Err(_) => false,
+        };
+        if in_scope {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(raw.get().as_bytes());
+            first = false;
+        }
+    }
+    out.extend_from_slice(b"],\"more\":");
+    out.extend_from_slice(list.more.map_or("\"\"", |m| m.get()).as_bytes());
+    out.push(b'}');
+    Some(out)
+}
+
+/// Whether a single statement the LRS returned (JSON, or multipart with attachments) is
+/// within `grant`'s read scope. Anything lrsgate cannot read strictly counts as out of scope.
+fn returned_statement_in_scope(grant: &Grant, content_type: &str, body: &[u8]) -> bool {
+    let json = match multipart::boundary(content_type) {
+        Some(boundary) if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") => {
+            match multipart::statement_part(body, boundary) {
+                Ok(part) => part,
+                Err(_) => return false,
+            }
+        }
+        _ => body,
+    };
+    let is_object = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match parse_body(json) {
+        Ok(statements) if is_object && statements.len() == 1 => {
+            policy::statements::returned_in_scope(grant, &statements[0])
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Scope;
+    use crate::xapi::agent::Ifi;
+
+    fn grant() -> Grant {
+        Grant {
+            actor: Ifi::Mbox("mailto:l@x.org".into()),
+            activity_id: "https://a/1".into(),
+            registration: "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11".parse().unwrap(),
+            write: Scope::ActorActivityRegistration,
+            read: Scope::ActorActivityRegistration,
+        }
+    }
+
+    const OWN: &str = r#"{"actor": {"mbox":"mailto:l@x.org"},"verb":{"id":"https://v"},"object":{"id":"https://a/1"},"context":{"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11"}}"#;
+
+    fn list(body: String) -> Result<String, Denial> {
+        judge_statement_read(&grant(), ReadKind::List, "application/json", body.into_bytes())
+            .map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn list_filter_keeps_in_scope_statements_byte_for_byte() {
+        let other = OWN.replace("mailto:l@x.org", "mailto:other@x.org");
+        let dup = OWN.replacen("{", r#"{"id":"x","id":"y","#, 1);
+        let got =
+            list(format!(r#"{{"statements":[{OWN},{other},{dup},42],"more":"/xapi/statements/more/1"}}"#)).unwrap();
+        assert_eq!(got, format!(r#"{{"statements":[{OWN}],"more":"/xapi/statements/more/1"}}"#));
+        assert_eq!(list(r#"{"statements":[]}"#.into()).unwrap(), r#"{"statements":[],"more":""}"#);
+    }
+
+    #[test]
+    fn answers_that_are_not_lists_are_refused() {
+        for body in [r#"{"nope":1}"#, "[]", r#"{"statements":[],"statements":[]}"#, "{"] {
+            assert_eq!(list(body.into()), Err(Denial::UpstreamInvalid), "{body}");
+        }
+    }
+
+    #[test]
+    fn single_reads_hide_what_is_out_of_scope() {
+        let single =
+            |b: &str| judge_statement_read(&grant(), ReadKind::Single, "application/json", b.as_bytes().to_vec());
+        assert!(single(OWN).is_ok());
+        assert_eq!(
+            single(&OWN.replace("https://a/1", "https://a/2")),
+            Err(Denial::Policy(PolicyDenial::StatementNotFound))
+        );
+        assert_eq!(single(&format!("[{OWN}]")), Err(Denial::Policy(PolicyDenial::StatementNotFound)));
+    }
+}
