@@ -2,7 +2,7 @@
 # First throughput figure: a validated 1 KB cmi5 statement POST through lrsgate, against two
 # baselines measured in the same run: the stand-in LRS directly, and nginx as a plain reverse
 # proxy (keep-alive upstream, no checks) (issue "bench harness" grows this into the
-# full suite). Load generator: wrk (Debian) with bench/post_statement.lua.
+# full suite). Load generator: wrk (Debian) with bench/xapi.lua.
 #
 #   bash bench/post_1kb.sh [seconds=10] [connections=32] [rounds=3]
 #
@@ -128,8 +128,8 @@ check="$(curl -s -o /dev/null -w '%{http_code}' -X POST localhost:$edge_port/xap
 [ "$check" = 200 ] || { echo "lrsgate refused the bench statement: $check"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-run() { # script url auth
-  BODY_FILE="$work/body.json" AUTH="$3" $client_cpu wrk -t1 -c"$conns" -d"${secs}s" --latency -s "bench/$1.lua" "$2" | grep RESULT
+run() { # body-file-or-empty url auth
+  BODY_FILE="$1" AUTH="$3" $client_cpu wrk -t1 -c"$conns" -d"${secs}s" --latency -s bench/xapi.lua "$2" | grep RESULT
 }
 
 hz=$(getconf CLK_TCK)
@@ -146,8 +146,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
  for scenario in ${SCENARIOS:-post get}; do
   case $scenario in
-    post) script=post_statement; query="" ;;
-    get) script=get_statements; query="?$read_q" ;;
+    post) body="$work/body.json"; query="" ;;
+    get) body=""; query="?$read_q" ;;
   esac
   for path in direct nginx lrsgate; do
     case $path in
@@ -156,7 +156,7 @@ for round in $(seq "$rounds"); do
       lrsgate) url="http://127.0.0.1:$edge_port/xapi/statements$query"; auth="Bearer $token" ;;
     esac
     before=$(cpu_ticks $gate_pid)
-    line="$(run $script "$url" "$auth")"
+    line="$(run "$body" "$url" "$auth")"
     after=$(cpu_ticks $gate_pid)
     eval "$(echo "$line" | sed 's/RESULT //')"
     rps=$(( requests * 1000000 / duration_us ))

@@ -1,9 +1,15 @@
--- wrk script: POST one xAPI statement (file in BODY_FILE) with the Authorization in AUTH.
-local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
+-- wrk script for lrsgate's bench: POST the file BODY_FILE when set, else GET; Authorization
+-- from AUTH. Prints one RESULT line that bench/post_1kb.sh parses.
+local body_file = os.getenv("BODY_FILE")
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = "application/json"
+else
+  wrk.method = "GET"
+end
 wrk.headers["X-Experience-API-Version"] = "1.0.3"
 wrk.headers["Authorization"] = os.getenv("AUTH")
 wrk.headers["Host"] = "localhost"
