@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use lrsgate::auth::keys::TenantKeys;
 use lrsgate::auth::verify::verify;
 use lrsgate::policy::statements::{check_read, check_write};
-use lrsgate::policy::{Grant, Scope};
+use lrsgate::policy::{CourseCatalog, Grant, Scope, TenantRules};
 use lrsgate::token_service::request::TokenRequest;
 use lrsgate::xapi::agent::Ifi;
 use lrsgate::xapi::query::{parse, STATEMENT_GET_PARAMS};
@@ -25,6 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const REGISTRATION: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
 const ACTIVITY: &str = "https://lms.example/au/1";
+const SESSION_ID: &str = "5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11";
 
 fn statement_1kb() -> Value {
     let mut s = json!({
@@ -37,7 +38,7 @@ fn statement_1kb() -> Value {
             "registration": REGISTRATION,
             "contextActivities": {"grouping": [{"id": "https://publisher.example/au/1"}],
                                   "category": [{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]},
-            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11"}
+            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": SESSION_ID}
         },
         "timestamp": "2026-11-22T10:00:00.000Z"
     });
@@ -52,6 +53,10 @@ fn grant() -> Grant {
         actor: Ifi::Account { home_page: "https://lms.example".into(), name: "learner-1".into() },
         activity_id: ACTIVITY.into(),
         registration: REGISTRATION.parse().unwrap(),
+        session_id: SESSION_ID.into(),
+        publisher_id: Some("https://publisher.example/au/1".into()),
+        group: None,
+        course: None,
         write: Scope::ActorActivityRegistration,
         read: Scope::ActorActivityRegistration,
     }
@@ -59,16 +64,17 @@ fn grant() -> Grant {
 
 fn validation(c: &mut Criterion) {
     let grant = grant();
+    let rules = TenantRules::default();
     let one = statement_1kb().to_string().into_bytes();
     let batch = Value::from(vec![statement_1kb(); 100]).to_string().into_bytes();
     let mut group = c.benchmark_group("statement_validation");
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_1kb_statement", |b| {
-        b.iter(|| check_write(&grant, &parse_body(black_box(&one)).unwrap()).unwrap())
+        b.iter(|| check_write(&grant, &rules, &parse_body(black_box(&one)).unwrap()).unwrap())
     });
     group.throughput(Throughput::Elements(100));
     group.bench_function("batch_of_100", |b| {
-        b.iter(|| check_write(&grant, &parse_body(black_box(&batch)).unwrap()).unwrap())
+        b.iter(|| check_write(&grant, &rules, &parse_body(black_box(&batch)).unwrap()).unwrap())
     });
     group.finish();
 }
@@ -80,12 +86,15 @@ fn tokens(c: &mut Criterion) {
                "registration": REGISTRATION, "activity_id": ACTIVITY})
         .to_string()
         .as_bytes(),
+        &CourseCatalog::new(),
     )
     .unwrap();
     let now = jsonwebtoken::get_current_timestamp();
     let claims = request.claims("acme", "lrsgate", now, 3600, 3600);
     let token = lrsgate::auth::issue::sign(&claims, &keys).unwrap();
-    c.bench_function("token_verify_hs256_uncached", |b| b.iter(|| verify(black_box(&token), "acme", &keys).unwrap()));
+    c.bench_function("token_verify_hs256_uncached", |b| {
+        b.iter(|| verify(black_box(&token), "acme", &keys, &CourseCatalog::new()).unwrap())
+    });
     c.bench_function("token_issue_hs256", |b| {
         b.iter(|| lrsgate::auth::issue::sign(&request.claims("acme", "lrsgate", now, 3600, 3600), &keys).unwrap())
     });

@@ -105,7 +105,7 @@ $server_cpu "$nginx_bin" -c "$work/nginx.conf" -p "$work"
 
 reg=7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11
 token="$(curl -s -X POST localhost:$token_port/auth/token -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
-  -d "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"learner-1\"}},\"registration\":\"$reg\",\"activity_id\":\"https://lms.example/au/1\"}" \
+  -d "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"learner-1\"}},\"registration\":\"$reg\",\"activity_id\":\"https://lms.example/au/1\",\"session_id\":\"5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11\"}" \
   | sed -E 's/.*"token":"([^"]+)".*/\1/')"
 # A cmi5 'completed' statement padded (in result.response) to exactly 1024 bytes.
 python3 - "$work/body.json" "$reg" <<'PY'

@@ -28,6 +28,12 @@ pub enum Denial {
     Alternate(AlternateError),
     /// The form's `Authorization` differs from the header's.
     AuthorizationConflict,
+    /// The tenant refuses the Alternate Request Syntax.
+    AlternateSyntaxRefused,
+    /// A `more` continuation lrsgate did not issue, or one for another tenant.
+    MoreInvalid,
+    /// A `more` continuation issued to another token.
+    MoreOtherToken,
     Token(TokenError),
     ApiKeyMissing,
     ApiKeyInvalid,
@@ -69,6 +75,9 @@ impl Denial {
             Denial::Alternate(AlternateError::DuplicateField(_)) => (400, "duplicate_parameter"),
             Denial::Alternate(AlternateError::BadHeaderValue(_)) => (400, "invalid_header"),
             Denial::AuthorizationConflict => (401, "authorization_conflict"),
+            Denial::AlternateSyntaxRefused => (400, "alternate_syntax_refused"),
+            Denial::MoreInvalid => (400, "more_invalid"),
+            Denial::MoreOtherToken => (403, "more_other_token"),
             Denial::Token(e) => (
                 401,
                 match e {
@@ -111,6 +120,10 @@ impl Denial {
                     TokenRequestError::ReadOnlyScope(_) => "scope_not_writable",
                     TokenRequestError::Group(_) => "invalid_group",
                     TokenRequestError::Ttl => "invalid_ttl",
+                    TokenRequestError::SessionId => "invalid_session_id",
+                    TokenRequestError::PublisherId => "invalid_publisher_id",
+                    TokenRequestError::CourseActivities => "invalid_course_activities",
+                    TokenRequestError::ScopeNeeds(_) => "scope_incomplete",
                 },
             ),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
@@ -148,6 +161,11 @@ impl Denial {
             Denial::Query(e) => e.to_string(),
             Denial::Alternate(e) => e.to_string(),
             Denial::AuthorizationConflict => "the form's Authorization differs from the header's".into(),
+            Denial::AlternateSyntaxRefused => {
+                "this LRS does not accept the Alternate Request Syntax (POST ?method=); send the request itself".into()
+            }
+            Denial::MoreInvalid => "this more link was not issued by lrsgate for this LRS".into(),
+            Denial::MoreOtherToken => "this more link belongs to the token that started the query".into(),
             Denial::Token(e) => match e {
                 TokenError::Missing => "a session token is required (Authorization: Bearer or Basic)".into(),
                 TokenError::Malformed => "the Authorization header does not hold a well-formed token".into(),
@@ -200,9 +218,14 @@ fn policy_parts(p: &PolicyDenial) -> (u16, &'static str) {
     match p {
         PolicyDenial::ScopeDenies => (403, "scope_denies"),
         PolicyDenial::NotSupported(_) => (403, "not_supported"),
+        PolicyDenial::CourseUnknown => (403, "course_unknown"),
         PolicyDenial::ActorMismatch => (403, "actor_mismatch"),
         PolicyDenial::ActivityMismatch => (403, "activity_mismatch"),
         PolicyDenial::RegistrationMismatch => (403, "registration_mismatch"),
+        PolicyDenial::SessionIdMismatch => (403, "session_id_mismatch"),
+        PolicyDenial::PublisherIdMissing => (403, "publisher_id_missing"),
+        PolicyDenial::LmsOnlyVerb => (403, "lms_only_verb"),
+        PolicyDenial::RelatedNotAllowed(_) => (403, "related_not_allowed"),
         PolicyDenial::VoidingRefused => (403, "voiding_refused"),
         PolicyDenial::AuthorityRefused => (403, "authority_refused"),
         PolicyDenial::QueryOutOfScope(_) => (403, "query_out_of_scope"),
@@ -223,9 +246,18 @@ fn policy_message(p: &PolicyDenial) -> String {
     let _ = match p {
         PolicyDenial::ScopeDenies => write!(s, "the token's scope allows nothing here"),
         PolicyDenial::NotSupported(what) => write!(s, "{what} is not supported by lrsgate yet"),
-        PolicyDenial::ActorMismatch => write!(s, "the actor is not the token's learner"),
-        PolicyDenial::ActivityMismatch => write!(s, "the object is not the token's activity"),
+        PolicyDenial::CourseUnknown => write!(s, "the course scope needs the course's activities, which are unknown"),
+        PolicyDenial::ActorMismatch => write!(s, "the actor is not the token's learner (or team)"),
+        PolicyDenial::ActivityMismatch => write!(s, "the object is not an activity of the token's scope"),
         PolicyDenial::RegistrationMismatch => write!(s, "context.registration is missing or not the token's"),
+        PolicyDenial::SessionIdMismatch => {
+            write!(s, "the cmi5 session id extension (context.extensions) is missing or not the token's session")
+        }
+        PolicyDenial::PublisherIdMissing => {
+            write!(s, "context.contextActivities.grouping must hold the AU's publisher id (cmi5 9.6.2.3)")
+        }
+        PolicyDenial::LmsOnlyVerb => write!(s, "launched, abandoned, waived and satisfied are sent by the LMS only"),
+        PolicyDenial::RelatedNotAllowed(param) => write!(s, "{param}=true is outside the token's read scope"),
         PolicyDenial::VoidingRefused => write!(s, "voiding statements may not be sent with a session token"),
         PolicyDenial::AuthorityRefused => write!(s, "authority is set by the LRS, not the client"),
         PolicyDenial::QueryOutOfScope(param) => write!(s, "the {param} filter is outside the token's scope"),
@@ -235,7 +267,7 @@ fn policy_message(p: &PolicyDenial) -> String {
         PolicyDenial::NotOneStatement => write!(s, "PUT stores exactly one statement"),
         PolicyDenial::LaunchDataReadOnly => write!(s, "LMS.LaunchData is written by the LMS only"),
         PolicyDenial::BulkDeleteRefused => write!(s, "a State DELETE must name one stateId"),
-        PolicyDenial::ProfileWriteRefused => write!(s, "agent profile writes are not allowed for session tokens"),
+        PolicyDenial::ProfileWriteRefused => write!(s, "this profile document may not be written with a session token"),
         PolicyDenial::NotOneStatementQuery => write!(s, "statementId cannot be combined with list filters"),
         PolicyDenial::StatementNotFound => write!(s, "no such statement"),
     };

@@ -148,8 +148,14 @@ fn write_rules_end_to_end() {
         ("no_ifi_is_400", with(&["actor"], json!({"name": "x"})), 400, "invalid_statement"),
         ("other_actor_is_403", other_learner().to_string().into_bytes(), 403, "actor_mismatch"),
         (
-            "other_activity_is_403",
-            with(&["object", "id"], json!("https://lms.example/course/1/au/2")),
+            "cmi5_defined_on_other_activity_is_403",
+            {
+                let mut s = statement();
+                s["object"]["id"] = json!("https://lms.example/course/1/au/2");
+                s["context"]["contextActivities"]["category"] =
+                    json!([{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]);
+                s.to_string().into_bytes()
+            },
             403,
             "activity_mismatch",
         ),

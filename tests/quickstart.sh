@@ -40,13 +40,13 @@ for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null && curl -sf l
 
 show() { echo; echo "\$ $*" | sed "s/$API_KEY/\$API_KEY/g; s/${TOKEN:-no-token-yet}/\$TOKEN/g"; }
 
-show curl -s -X POST localhost:8081/auth/token -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' -d '{"actor":{"account":{"homePage":"https://lms.example","name":"learner-1"}},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://lms.example/au/1"}'
+show curl -s -X POST localhost:8081/auth/token -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' -d '{"actor":{"account":{"homePage":"https://lms.example","name":"learner-1"}},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://lms.example/au/1","session_id":"session-1"}'
 issued="$(curl -s -X POST localhost:8081/auth/token -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
-  -d '{"actor":{"account":{"homePage":"https://lms.example","name":"learner-1"}},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://lms.example/au/1"}')"
+  -d '{"actor":{"account":{"homePage":"https://lms.example","name":"learner-1"}},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://lms.example/au/1","session_id":"session-1"}')"
 echo "$issued"
 TOKEN="$(echo "$issued" | sed -E 's/.*"token":"([^"]+)".*/\1/')"
 
-statement() { echo "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"$1\"}},\"verb\":{\"id\":\"http://adlnet.gov/expapi/verbs/completed\"},\"object\":{\"id\":\"https://lms.example/au/1\"},\"context\":{\"registration\":\"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11\"}}"; }
+statement() { echo "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"$1\"}},\"verb\":{\"id\":\"http://adlnet.gov/expapi/verbs/completed\"},\"object\":{\"id\":\"https://lms.example/au/1\"},\"context\":{\"registration\":\"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11\",\"extensions\":{\"https://w3id.org/xapi/cmi5/context/extensions/sessionid\":\"session-1\"}}}"; }
 
 post() {
   curl -s -o $out -w '%{http_code}' -X POST localhost:8080/xapi/statements \

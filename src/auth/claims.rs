@@ -1,10 +1,12 @@
 //! Session token claims (seed-compatible) and their conversion into a policy grant.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::policy::{Grant, Scope};
-use crate::xapi::agent::parse_agent;
+use crate::policy::{CourseActivities, CourseCatalog, Grant, Scope};
+use crate::xapi::agent::{parse_actor, parse_agent, Actor};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
 
 /// The claims of a session token. `deny_unknown_fields` keeps token kinds apart: a claim set
@@ -24,6 +26,12 @@ pub struct SessionClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Value>,
     pub session_id: String,
+    /// The publisher's AU id, required in every statement's `contextActivities.grouping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_id: Option<String>,
+    /// The course's AU activity ids, as the LMS listed them, for the course scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_activities: Vec<String>,
     pub jti: String,
     pub iat: u64,
     pub nbf: u64,
@@ -47,10 +55,13 @@ pub struct BadPayload;
 
 impl SessionClaims {
     /// The policy's view of these claims; any field the policy cannot read refuses the token.
-    pub fn grant(&self) -> Result<Grant, BadPayload> {
+    /// `courses` is the tenant's course catalog: the course scope's activities come from the
+    /// token's own list, else from the course structure registered for its `course_id`.
+    pub fn grant(&self, courses: &CourseCatalog) -> Result<Grant, BadPayload> {
         let actor = parse_agent(&self.actor).map_err(|_| BadPayload)?;
         let registration = parse_uuid(&self.registration).ok_or(BadPayload)?;
-        if !is_absolute_iri(&self.activity_id) {
+        let iris = std::iter::once(&self.activity_id).chain(&self.publisher_id).chain(&self.course_activities);
+        if iris.into_iter().any(|iri| !is_absolute_iri(iri)) || self.session_id.is_empty() {
             return Err(BadPayload);
         }
         let write: Scope = self.permissions.write.parse().map_err(|_| BadPayload)?;
@@ -58,6 +69,31 @@ impl SessionClaims {
         if !write.allows_writes() {
             return Err(BadPayload);
         }
-        Ok(Grant { actor, activity_id: self.activity_id.clone(), registration, write, read })
+        let group = match &self.group {
+            None => None,
+            Some(value) => match parse_actor(value) {
+                Ok(Actor::Group { ifi: Some(ifi), .. }) => Some(ifi),
+                _ => return Err(BadPayload),
+            },
+        };
+        if group.is_none() && (write == Scope::GroupActivityRegistration || read == Scope::GroupActivityRegistration) {
+            return Err(BadPayload);
+        }
+        let course = if !self.course_activities.is_empty() {
+            Some(Arc::new(CourseActivities::new(self.course_activities.iter().cloned())))
+        } else {
+            self.course_id.as_ref().and_then(|id| courses.get(id)).cloned()
+        };
+        Ok(Grant {
+            actor,
+            activity_id: self.activity_id.clone(),
+            registration,
+            session_id: self.session_id.clone(),
+            publisher_id: self.publisher_id.clone(),
+            group,
+            course,
+            write,
+            read,
+        })
     }
 }

@@ -2,6 +2,8 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 
+use super::cursor::CursorKey;
+
 /// Minimum HS256 secret length: shorter secrets are refused when config is loaded.
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
@@ -14,6 +16,8 @@ pub struct TenantKeys {
     /// exp/nbf with leeway, `aud` = tenant id, `iss`, required claims: built once.
     pub validation: Validation,
     pub issuer: String,
+    /// Seals `more` cursors to the token that started a query.
+    pub cursor: CursorKey,
 }
 
 impl TenantKeys {
@@ -32,6 +36,7 @@ impl TenantKeys {
             allowed_algorithms: vec!["HS256"],
             validation,
             issuer: issuer.to_owned(),
+            cursor: CursorKey::derive(secret),
         }
     }
 }

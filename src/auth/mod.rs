@@ -2,6 +2,7 @@
 
 pub mod apikey;
 pub mod claims;
+pub mod cursor;
 pub mod issue;
 pub mod keys;
 pub mod verify;

@@ -30,6 +30,8 @@ fn claims() -> SessionClaims {
         },
         group: None,
         session_id: "s1".into(),
+        publisher_id: None,
+        course_activities: Vec::new(),
         jti: "j1".into(),
         iat: now,
         nbf: now,
@@ -102,7 +104,7 @@ fn verification_rules() {
         ("non_base64_is_malformed", "!!.??.##".into(), Err(TokenError::Malformed)),
     ];
     for (rule, token, want) in table {
-        assert_eq!(verify(&token, "acme", &keys()).map(|_| ()), want, "{rule}");
+        assert_eq!(verify(&token, "acme", &keys(), &Default::default()).map(|_| ()), want, "{rule}");
     }
 }
 
@@ -112,7 +114,7 @@ fn claims_with_an_unknown_field_are_not_a_session() {
     value["admin"] = json!(true);
     let token =
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &value, &EncodingKey::from_secret(SECRET)).unwrap();
-    assert_eq!(verify(&token, "acme", &keys()).map(|_| ()), Err(TokenError::BadPayload));
+    assert_eq!(verify(&token, "acme", &keys(), &Default::default()).map(|_| ()), Err(TokenError::BadPayload));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::claims::SessionClaims;
 use super::keys::TenantKeys;
-use crate::policy::Grant;
+use crate::policy::{CourseCatalog, Grant};
 
 /// Why a token was not accepted. Every variant is a 401 with its own reason code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +52,18 @@ struct PeekPayload {
     aud: Option<String>,
 }
 
-/// Verify `token` for the tenant `tenant_id` and return its claims and grant.
+/// Verify `token` for the tenant `tenant_id` and return its claims and grant (the course
+/// scope's activities looked up in the tenant's `courses`).
 ///
 /// The header's algorithm is checked against the tenant's allow-list before anything else, so
 /// `none` and algorithm-confusion tokens never reach a verifier. The audience is peeked before
 /// the signature so that a token of another tenant is named as such.
-pub fn verify(token: &str, tenant_id: &str, keys: &TenantKeys) -> Result<(SessionClaims, Grant), TokenError> {
+pub fn verify(
+    token: &str,
+    tenant_id: &str,
+    keys: &TenantKeys,
+    courses: &CourseCatalog,
+) -> Result<(SessionClaims, Grant), TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -90,6 +96,6 @@ pub fn verify(token: &str, tenant_id: &str, keys: &TenantKeys) -> Result<(Sessio
     if claims.tenant_id != tenant_id {
         return Err(TokenError::WrongTenant);
     }
-    let grant = claims.grant().map_err(|_| TokenError::BadPayload)?;
+    let grant = claims.grant(courses).map_err(|_| TokenError::BadPayload)?;
     Ok((claims, grant))
 }

@@ -344,8 +344,20 @@ fn query_statements(lrs: &Lrs, query: &str) -> Response {
         .filter(|s| matching.iter().any(|m| m["id"] == s["object"]["id"]))
         .collect();
     matching.extend(targeted);
-    matching.truncate(limit);
-    let body = json!({ "statements": matching, "more": "" });
+    // Paging like an LRS: `more` is this LRS's own path with the query and where to go on.
+    let offset: usize = params.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let end = offset.saturating_add(limit).min(matching.len());
+    let more = if end < matching.len() {
+        let rest: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter().filter(|(k, _)| k.as_str() != "offset"))
+            .append_pair("offset", &end.to_string())
+            .finish();
+        format!("{}/statements?{rest}", lrs.base)
+    } else {
+        String::new()
+    };
+    let page = &matching[offset.min(end)..end];
+    let body = json!({ "statements": page, "more": more });
     Response { status: 200, body: body.to_string().into_bytes() }
 }
 

@@ -8,6 +8,8 @@ use serde::Deserialize;
 use super::{read_toml, ConfigError};
 use crate::auth::apikey::{self, KeyHash};
 use crate::auth::keys::MIN_HS256_SECRET_BYTES;
+use crate::policy::{CourseActivities, CourseCatalog, TenantRules};
+use crate::xapi::{course_structure, iri::is_absolute_iri};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,8 +23,11 @@ pub struct TenantsFile {
 pub struct TenantEntry {
     pub id: String,
     pub hosts: Vec<String>,
-    /// Only `strict` today.
-    pub policy: Option<String>,
+    #[serde(default)]
+    pub policy: PolicyEntry,
+    /// Course structures for the course scope.
+    #[serde(default)]
+    pub course: Vec<CourseEntry>,
     pub max_body_bytes: Option<usize>,
     pub upstream: UpstreamEntry,
     pub signing: SigningEntry,
@@ -30,6 +35,30 @@ pub struct TenantEntry {
     pub tokens: TokensEntry,
     #[serde(default)]
     pub lms: LmsEntry,
+}
+
+/// Per-tenant policy switches; each defaults to the safe reading (see `TenantRules`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// `decode` (default) or `refuse`.
+    pub alternate_syntax: Option<String>,
+    pub cmi5_other_objects: Option<bool>,
+    pub require_session_id: Option<bool>,
+    pub learner_preferences_writes: Option<bool>,
+    pub activity_profile_writes: Option<bool>,
+}
+
+/// One course: a cmi5 course structure file (`cmi5.xml`), or its activity ids listed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseEntry {
+    /// A path to the course's `cmi5.xml`, relative to the tenants file.
+    pub structure: Option<String>,
+    /// Or: the course id and its activity ids.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub activities: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +118,8 @@ pub struct TenantSpec {
     pub api_key_hashes: Vec<KeyHash>,
     /// Falls back to the server's `limits.max_body_bytes`.
     pub max_body_bytes: Option<usize>,
+    pub rules: TenantRules,
+    pub courses: CourseCatalog,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -136,9 +167,30 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(err("id", format!("\"{}\" is not a tenant id (letters, digits, - and _)", e.id)));
     }
-    match e.policy.as_deref() {
-        None | Some("strict") => {}
-        Some(other) => return Err(err("policy", format!("unknown policy \"{other}\" (known: strict)"))),
+    let defaults = TenantRules::default();
+    let rules = TenantRules {
+        alternate_syntax: match e.policy.alternate_syntax.as_deref() {
+            None | Some("decode") => true,
+            Some("refuse") => false,
+            Some(other) => {
+                return Err(err(
+                    "policy.alternate_syntax",
+                    format!("unknown value \"{other}\" (known: decode, refuse)"),
+                ))
+            }
+        },
+        cmi5_other_objects: e.policy.cmi5_other_objects.unwrap_or(defaults.cmi5_other_objects),
+        require_session_id: e.policy.require_session_id.unwrap_or(defaults.require_session_id),
+        learner_preferences_writes: e.policy.learner_preferences_writes.unwrap_or(defaults.learner_preferences_writes),
+        activity_profile_writes: e.policy.activity_profile_writes.unwrap_or(defaults.activity_profile_writes),
+    };
+    let mut courses = CourseCatalog::new();
+    for (n, course) in e.course.into_iter().enumerate() {
+        let key = format!("course[{n}]");
+        let (id, activities) = course_activities(file, course).map_err(|m| err(&key, m))?;
+        if courses.insert(id.clone(), std::sync::Arc::new(CourseActivities::new(activities))).is_some() {
+            return Err(err(&key, format!("course \"{id}\" is defined twice")));
+        }
     }
     if e.hosts.is_empty() {
         return Err(err("hosts", "at least one host is required".into()));
@@ -217,7 +269,30 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         max_ttl_seconds,
         api_key_hashes,
         max_body_bytes: e.max_body_bytes,
+        rules,
+        courses,
     })
+}
+
+/// A course's id and activity ids, from its structure file or as listed.
+fn course_activities(tenants_file: &Path, course: CourseEntry) -> Result<(String, Vec<String>), String> {
+    match (course.structure, course.id) {
+        (Some(structure), None) if course.activities.is_empty() => {
+            let path = tenants_file.parent().unwrap_or(Path::new(".")).join(&structure);
+            let xml = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let parsed = course_structure::parse(&xml).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((parsed.course_id, parsed.activity_ids))
+        }
+        (None, Some(id)) if !course.activities.is_empty() => {
+            if let Some(bad) = std::iter::once(&id).chain(&course.activities).find(|a| !is_absolute_iri(a)) {
+                return Err(format!("\"{bad}\" is not an absolute IRI"));
+            }
+            let mut activities = course.activities;
+            activities.push(id.clone());
+            Ok((id, activities))
+        }
+        _ => Err("give either structure (a cmi5.xml path) or id with activities".into()),
+    }
 }
 
 fn parse_node(text: &str) -> Result<NodeSpec, String> {
@@ -284,7 +359,10 @@ mod tests {
         let bad_alg = tenant("a", "h").replace("[tenant.signing]", "[tenant.signing]\nalgorithms = ['HS256', 'none']");
         let bad_scheme = tenant("a", "h").replace("http://127", "ftp://127");
         let bad_hash = tenant("a", "h") + "[tenant.lms]\napi_key_hashes = ['abc']\n";
-        let bad_policy = tenant("a", "h").replace("hosts =", "policy = 'lenient'\nhosts =");
+        let bad_policy = tenant("a", "h") + "[tenant.policy]\nalternate_syntax = 'maybe'\n";
+        let unknown_switch = tenant("a", "h") + "[tenant.policy]\nlenient = true\n";
+        let bad_course = tenant("a", "h") + "[[tenant.course]]\nid = 'https://c'\n";
+        let missing_structure = tenant("a", "h") + "[[tenant.course]]\nstructure = 'no/such/cmi5.xml'\n";
         let host_with_port = tenant("a", "h:8080");
         let table = [
             ("short_secret", short, "tenant[0].signing.secret"),
@@ -295,12 +373,28 @@ mod tests {
             ("unknown_algorithm", bad_alg, "tenant[0].signing.algorithms"),
             ("bad_scheme", bad_scheme, "tenant[0].upstream.nodes[0]"),
             ("bad_api_key_hash", bad_hash, "tenant[0].lms.api_key_hashes[0]"),
-            ("unknown_policy", bad_policy, "tenant[0].policy"),
+            ("unknown_alternate_syntax_value", bad_policy, "tenant[0].policy.alternate_syntax"),
+            ("unknown_policy_switch", unknown_switch, "tenant[0].policy.lenient"),
+            ("course_without_activities", bad_course, "tenant[0].course[0]"),
+            ("course_structure_missing", missing_structure, "tenant[0].course[0]"),
             ("host_with_port", host_with_port, "tenant[0].hosts"),
         ];
         for (rule, text, key) in table {
             assert_eq!(key_of(&text).as_deref(), Some(key), "{rule}");
         }
+    }
+
+    #[test]
+    fn policy_switches_and_listed_courses() {
+        let text = tenant("a", "h")
+            + "[tenant.policy]\nalternate_syntax = 'refuse'\nlearner_preferences_writes = true\n\
+               [[tenant.course]]\nid = 'https://c/1'\nactivities = ['https://c/1/au/1']\n";
+        let spec = &load_text(&text).unwrap()[0];
+        assert!(!spec.rules.alternate_syntax && spec.rules.learner_preferences_writes);
+        assert!(spec.rules.require_session_id, "unset switches keep their defaults");
+        let course = &spec.courses["https://c/1"];
+        assert!(course.contains("https://c/1/au/1") && course.contains("https://c/1"));
+        assert_eq!(load_text(&tenant("a", "h")).unwrap()[0].rules, TenantRules::default());
     }
 
     #[test]

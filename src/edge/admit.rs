@@ -16,8 +16,8 @@ use crate::http_io::{has_body, read_bounded};
 use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
-use crate::policy::{self, Grant, PolicyDenial};
-use crate::tenant::TenantStore;
+use crate::policy::{self, Grant, PolicyDenial, TenantRules};
+use crate::tenant::{Tenant, TenantStore};
 use crate::upstream::forward::NormalForm;
 use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
 use crate::xapi::multipart::{self, MultipartError};
@@ -73,6 +73,9 @@ pub async fn admit(
     }
 
     let alternate = if method == Method::POST && query::mentions(raw_query, "method") {
+        if !tenant.rules.alternate_syntax {
+            return Err(Denial::AlternateSyntaxRefused);
+        }
         Some(read_alternate(session, tenant.max_body_bytes, body_timeout).await?)
     } else {
         None
@@ -86,10 +89,11 @@ pub async fn admit(
         }
     }
     let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
-    let (_claims, grant) = verify(token, &tenant.id, &tenant.keys).map_err(Denial::Token)?;
+    let (claims, grant) = verify(token, &tenant.id, &tenant.keys, &tenant.courses).map_err(Denial::Token)?;
+    ctx.token_id = Some(claims.jti);
 
     let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
-    let admission = judge(session, ctx, &grant, resource, &judged, tenant.max_body_bytes).await;
+    let admission = judge(session, ctx, &grant, resource, &judged, &tenant).await;
     ctx.learner = Some(grant.actor);
     if let Some(a) = judged.alternate {
         ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
@@ -180,8 +184,9 @@ async fn judge(
     grant: &Grant,
     resource: Resource,
     judged: &Judged,
-    max_body_bytes: usize,
+    tenant: &Tenant,
 ) -> Result<Admission, Denial> {
+    let (rules, max_body_bytes) = (&tenant.rules, tenant.max_body_bytes);
     let raw_query = judged.query(session);
     match (resource, judged.method.clone()) {
         (Resource::Statements, Method::GET | Method::HEAD) => {
@@ -202,7 +207,7 @@ async fn judge(
         }
         (Resource::Statements, Method::POST) => {
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
-            let body = read_statements(session, ctx, grant, judged, None, max_body_bytes).await?;
+            let body = read_statements(session, ctx, (grant, rules), judged, None, max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, Method::PUT) => {
@@ -210,7 +215,8 @@ async fn judge(
             let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
             let statement_id = id.value.clone().into_owned();
             ctx.upstream_query = Some(id.raw.to_owned());
-            let body = read_statements(session, ctx, grant, judged, Some(&statement_id), max_body_bytes).await?;
+            let body =
+                read_statements(session, ctx, (grant, rules), judged, Some(&statement_id), max_body_bytes).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
@@ -226,7 +232,7 @@ async fn judge(
                 documents::check_state(grant, access, &params)
             } else {
                 let params = query::parse(raw_query, AGENT_PROFILE_PARAMS).map_err(Denial::Query)?;
-                documents::check_agent_profile(grant, access, &params)
+                documents::check_agent_profile(grant, rules, access, &params)
             };
             ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
             if access != Access::Write {
@@ -246,7 +252,7 @@ async fn judge(
             };
             let params = query::parse(raw_query, ACTIVITY_PROFILE_PARAMS).map_err(Denial::Query)?;
             ctx.upstream_query =
-                Some(documents::check_activity_profile(grant, access, &params).map_err(Denial::Policy)?);
+                Some(documents::check_activity_profile(grant, rules, access, &params).map_err(Denial::Policy)?);
             judged.refuse_body(session)?;
             Ok(Admission::Proxy)
         }
@@ -261,7 +267,21 @@ async fn judge(
             Ok(Admission::Proxy)
         }
         (Resource::Activities | Resource::Agents, _) => Err(Denial::MethodNotAllowed),
-        (Resource::StatementsMore, _) => Err(Denial::Policy(PolicyDenial::NotSupported("statement paging (more)"))),
+        (Resource::StatementsMore, Method::GET | Method::HEAD) => {
+            query::parse(raw_query, &[]).map_err(Denial::Query)?;
+            let path = session.req_header().uri.path();
+            let sealed = path.split_once("statements/more/").map_or("", |(_, c)| c);
+            let cursor = tenant.keys.cursor.open(sealed).map_err(|_| Denial::MoreInvalid)?;
+            if ctx.token_id.as_deref() != Some(cursor.jti.as_str()) {
+                return Err(Denial::MoreOtherToken);
+            }
+            grant.usable_scope(policy::Direction::Read).map_err(Denial::Policy)?;
+            judged.refuse_body(session)?;
+            ctx.upstream_more = Some(cursor.more);
+            ctx.statement_read = Some((grant.clone(), ReadKind::List));
+            Ok(Admission::FetchJudged)
+        }
+        (Resource::StatementsMore, _) => Err(Denial::MethodNotAllowed),
         (Resource::About, _) => Err(Denial::MethodNotAllowed),
     }
 }
@@ -289,7 +309,7 @@ fn refuse_body(session: &ServerSession) -> Result<(), Denial> {
 async fn read_statements(
     session: &mut ServerSession,
     ctx: &mut EdgeCtx,
-    grant: &Grant,
+    (grant, rules): (&Grant, &TenantRules),
     judged: &Judged,
     put_id: Option<&str>,
     limit: usize,
@@ -314,7 +334,7 @@ async fn read_statements(
         let is_array = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
         policy::statements::check_put_id(id, &statements, is_array).map_err(Denial::Policy)?;
     }
-    policy::statements::check_write(grant, &statements).map_err(Denial::Write)?;
+    policy::statements::check_write(grant, rules, &statements).map_err(Denial::Write)?;
     ctx.validated_body = Some(body.clone());
     Ok(body)
 }

@@ -21,6 +21,10 @@ pub struct EdgeCtx {
     pub validated_body: Option<Bytes>,
     /// The node chosen by `upstream_peer` (set again on each retry).
     pub node: Option<Arc<UpstreamNode>>,
+    /// The token's `jti`, which `more` cursors are sealed to.
+    pub token_id: Option<String>,
+    /// For a `more` continuation: the LRS's own path and query, opened from the cursor.
+    pub upstream_more: Option<String>,
     /// The token's learner; hashed (salted) only when a log line is written.
     pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.

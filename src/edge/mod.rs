@@ -27,7 +27,7 @@ use crate::http_io::{has_body, json_header, write_denial};
 use crate::logfields::learner_hash;
 use crate::metrics;
 use crate::tenant::TenantStore;
-use crate::upstream::forward::{fetch_judged, forward_buffered, rewrite_request, Forwarded};
+use crate::upstream::forward::{fetch_judged, forward_buffered, rewrite_request, Forwarded, ReadTarget};
 
 /// The edge proxy.
 pub struct Edge {
@@ -102,17 +102,21 @@ impl ProxyHttp for Edge {
                 };
                 let query = ctx.upstream_query.clone().unwrap_or_default();
                 let normal_form = ctx.normal_form.clone();
+                let jti = ctx.token_id.clone().unwrap_or_default();
+                let more = ctx.upstream_more.take();
                 let judged = fetch_judged(
                     &self.connector,
                     session,
                     &tenant.upstream,
-                    &query,
+                    more.as_deref().map_or(ReadTarget::Query(&query), ReadTarget::More),
                     tenant.max_body_bytes,
                     normal_form.as_ref(),
                     |resp, body| {
                         let content_type =
                             resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-                        judge_statement_read(&grant, kind, content_type, body)
+                        judge_statement_read(&grant, kind, content_type, body, &|more| {
+                            tenant.keys.cursor.seal(&jti, more)
+                        })
                     },
                 )
                 .await;

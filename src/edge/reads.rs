@@ -14,32 +14,63 @@ pub enum ReadKind {
     List,
 }
 
-/// What the client may see of a 200 the LRS returned for a statement read.
+/// What the client may see of a 200 the LRS returned for a statement read. `seal` turns the
+/// LRS's `more` path into lrsgate's continuation for the same token.
 pub fn judge_statement_read(
     grant: &Grant,
     kind: ReadKind,
     content_type: &str,
     body: Vec<u8>,
+    seal: &dyn Fn(&str) -> String,
 ) -> Result<Vec<u8>, Denial> {
     match kind {
         ReadKind::Single if returned_statement_in_scope(grant, content_type, &body) => Ok(body),
         ReadKind::Single => Err(Denial::Policy(PolicyDenial::StatementNotFound)),
-        ReadKind::List => filter_statement_list(grant, &body).ok_or(Denial::UpstreamInvalid),
+        ReadKind::List => filter_statement_list(grant, &body, seal).ok_or(Denial::UpstreamInvalid),
     }
+}
+
+/// The public path of a `more` continuation, for a sealed cursor.
+pub fn more_link(cursor: &str) -> String {
+    format!("{}statements/more/{cursor}", crate::xapi::route::XAPI_PREFIX)
+}
+
+/// The request target of the LRS's `more` value: a relative IRL (path and query, Data §2.5),
+/// or, from LRSs that send one, the path and query of an absolute http(s) URL. `None` for
+/// anything else, which the client never sees.
+pub fn upstream_more_target(more: &str) -> Option<String> {
+    let target = if more.starts_with("http://") || more.starts_with("https://") {
+        let url = url::Url::parse(more).ok()?;
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    } else {
+        more.to_owned()
+    };
+    let well_formed = target.starts_with('/')
+        && !target.starts_with("//")
+        && target.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+    well_formed.then_some(target)
 }
 
 #[derive(serde::Deserialize)]
 struct StatementList<'a> {
     #[serde(borrow)]
     statements: Vec<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    more: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    more: Option<String>,
 }
 
 /// A statement list with only the statements in `grant`'s scope, each kept byte for byte (they
-/// may be signed). `None` when the LRS's answer is not a statement list.
-fn filter_statement_list(grant: &Grant, body: &[u8]) -> Option<Vec<u8>> {
+/// may be signed), and `more` pointing at lrsgate. `None` when the LRS's answer is not a
+/// statement list.
+fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> String) -> Option<Vec<u8>> {
     let list: StatementList<'_> = serde_json::from_slice(body).ok()?;
+    let more = match list.more.as_deref() {
+        None | Some("") => String::new(),
+        Some(more) => more_link(&seal(&upstream_more_target(more)?)),
+    };
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(b"{\"statements\":[");
     let mut first = true;
@@ -57,7 +88,10 @@ fn filter_statement_list(grant: &Grant, body: &[u8]) -> Option<Vec<u8>> {
         }
     }
     out.extend_from_slice(b"],\"more\":");
-    out.extend_from_slice(list.more.map_or("\"\"", |m| m.get()).as_bytes());
+    // The link is lrsgate's own path: ASCII without quotes or backslashes.
+    out.push(b'"');
+    out.extend_from_slice(more.as_bytes());
+    out.push(b'"');
     out.push(b'}');
     Some(out)
 }
@@ -94,6 +128,10 @@ mod tests {
             actor: Ifi::Mbox("mailto:l@x.org".into()),
             activity_id: "https://a/1".into(),
             registration: "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11".parse().unwrap(),
+            session_id: "s-1".into(),
+            publisher_id: None,
+            group: None,
+            course: None,
             write: Scope::ActorActivityRegistration,
             read: Scope::ActorActivityRegistration,
         }
@@ -102,8 +140,10 @@ mod tests {
     const OWN: &str = r#"{"actor": {"mbox":"mailto:l@x.org"},"verb":{"id":"https://v"},"object":{"id":"https://a/1"},"context":{"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11"}}"#;
 
     fn list(body: String) -> Result<String, Denial> {
-        judge_statement_read(&grant(), ReadKind::List, "application/json", body.into_bytes())
-            .map(|b| String::from_utf8(b).unwrap())
+        judge_statement_read(&grant(), ReadKind::List, "application/json", body.into_bytes(), &|m| {
+            format!("sealed:{m}")
+        })
+        .map(|b| String::from_utf8(b).unwrap())
     }
 
     #[test]
@@ -111,22 +151,44 @@ mod tests {
         let other = OWN.replace("mailto:l@x.org", "mailto:other@x.org");
         let dup = OWN.replacen("{", r#"{"id":"x","id":"y","#, 1);
         let got =
-            list(format!(r#"{{"statements":[{OWN},{other},{dup},42],"more":"/xapi/statements/more/1"}}"#)).unwrap();
-        assert_eq!(got, format!(r#"{{"statements":[{OWN}],"more":"/xapi/statements/more/1"}}"#));
+            list(format!(r#"{{"statements":[{OWN},{other},{dup},42],"more":"/lrs/xapi/statements?page=2"}}"#)).unwrap();
+        assert_eq!(
+            got,
+            format!(r#"{{"statements":[{OWN}],"more":"/xapi/statements/more/sealed:/lrs/xapi/statements?page=2"}}"#)
+        );
         assert_eq!(list(r#"{"statements":[]}"#.into()).unwrap(), r#"{"statements":[],"more":""}"#);
+        assert_eq!(list(r#"{"statements":[],"more":""}"#.into()).unwrap(), r#"{"statements":[],"more":""}"#);
     }
 
     #[test]
     fn answers_that_are_not_lists_are_refused() {
-        for body in [r#"{"nope":1}"#, "[]", r#"{"statements":[],"statements":[]}"#, "{"] {
+        for body in [
+            r#"{"nope":1}"#,
+            "[]",
+            r#"{"statements":[],"statements":[]}"#,
+            "{",
+            r#"{"statements":[],"more":"javascript:alert(1)"}"#,
+            r#"{"statements":[],"more":"//evil.example/x"}"#,
+            r#"{"statements":[],"more":42}"#,
+        ] {
             assert_eq!(list(body.into()), Err(Denial::UpstreamInvalid), "{body}");
         }
     }
 
     #[test]
+    fn more_targets() {
+        assert_eq!(upstream_more_target("/xapi/statements?more=1").as_deref(), Some("/xapi/statements?more=1"));
+        assert_eq!(upstream_more_target("https://lrs.internal:8080/x/more/7?a=b").as_deref(), Some("/x/more/7?a=b"));
+        for bad in ["more/1", "//host/x", "/a b", "/a#frag", "ftp://x/y", ""] {
+            assert_eq!(upstream_more_target(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn single_reads_hide_what_is_out_of_scope() {
-        let single =
-            |b: &str| judge_statement_read(&grant(), ReadKind::Single, "application/json", b.as_bytes().to_vec());
+        let single = |b: &str| {
+            judge_statement_read(&grant(), ReadKind::Single, "application/json", b.as_bytes().to_vec(), &|m| m.into())
+        };
         assert!(single(OWN).is_ok());
         assert_eq!(
             single(&OWN.replace("https://a/1", "https://a/2")),

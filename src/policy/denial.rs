@@ -8,9 +8,19 @@ pub enum PolicyDenial {
     ScopeDenies,
     /// A feature or scope this version does not judge yet: refused, never waved through.
     NotSupported(&'static str),
+    /// The course scope, but the course's activities are unknown to this tenant.
+    CourseUnknown,
     ActorMismatch,
+    /// The object is not an activity the scope reaches (or, for a cmi5-defined statement,
+    /// not the token's own activity).
     ActivityMismatch,
     RegistrationMismatch,
+    /// A missing or different cmi5 session id extension.
+    SessionIdMismatch,
+    /// The publisher AU id is missing from `contextActivities.grouping`.
+    PublisherIdMissing,
+    /// `launched`, `abandoned`, `waived` or `satisfied`: only the LMS sends these.
+    LmsOnlyVerb,
     VoidingRefused,
     AuthorityRefused,
     /// A filter the scope forces was given another value by the client.
@@ -25,8 +35,10 @@ pub enum PolicyDenial {
     LaunchDataReadOnly,
     /// A State DELETE without `stateId` (deletes every document, LaunchData included).
     BulkDeleteRefused,
-    /// An Agent Profile write.
+    /// An Agent Profile or Activity Profile write the tenant's policy does not allow.
     ProfileWriteRefused,
+    /// `related_agents`/`related_activities` beyond what the read scope allows.
+    RelatedNotAllowed(&'static str),
     /// A single-statement query (`statementId`) judged as a list read: internal routing only.
     NotOneStatementQuery,
     /// A returned statement outside the scope, answered as not found.

@@ -1,9 +1,11 @@
-//! Judging the document and metadata resources: State (the AU's own documents and the LMS's
-//! read-only `LMS.LaunchData`), Agent Profile (`cmi5LearnerPreferences`), Activity Profile,
-//! Activities and Agents, for the default scope.
+//! Judging the document and metadata resources under every scope: State (the AU's own documents
+//! and the LMS's read-only `LMS.LaunchData`), Agent Profile (`cmi5LearnerPreferences`), Activity
+//! Profile, Activities and Agents.
 
 use super::denial::PolicyDenial;
 use super::grant::Grant;
+use super::reach::Direction;
+use super::rules::TenantRules;
 use super::scope::Scope;
 use crate::xapi::agent::parse_agent;
 use crate::xapi::iri::parse_uuid;
@@ -22,6 +24,8 @@ pub const ACTIVITIES_PARAMS: &[&str] = &["activityId"];
 pub const AGENTS_PARAMS: &[&str] = &["agent"];
 /// The State document the LMS writes before launch; an AU may only read it (cmi5 §10.2.1).
 pub const LAUNCH_DATA_STATE_ID: &str = "LMS.LaunchData";
+/// The Agent Profile document holding the learner's preferences (cmi5 §11).
+pub const LEARNER_PREFERENCES_PROFILE_ID: &str = "cmi5LearnerPreferences";
 
 /// What a request does to a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +37,13 @@ pub enum Access {
     Delete,
 }
 
-fn require_default_scope(grant: &Grant, access: Access) -> Result<(), PolicyDenial> {
-    let scope = if access == Access::Read { grant.read } else { grant.write };
-    match scope {
-        Scope::ActorActivityRegistration => Ok(()),
-        Scope::Nothing => Err(PolicyDenial::ScopeDenies),
-        _ => Err(PolicyDenial::NotSupported("this scope on document resources")),
+impl Access {
+    fn direction(self) -> Direction {
+        if self == Access::Read {
+            Direction::Read
+        } else {
+            Direction::Write
+        }
     }
 }
 
@@ -59,19 +64,20 @@ fn push(out: &mut String, pair: &str) {
     out.push_str(pair);
 }
 
-/// Judge a State request and build the LRS query: `activityId` and `agent` must be the
-/// token's, the token's registration is forced (a differing one → 403, a missing one added),
-/// `LMS.LaunchData` is read only, and a DELETE must name one `stateId` (without it the LRS
-/// deletes every document of the learner and activity, LaunchData included).
+/// Judge a State request and build the LRS query: `activityId` must be one the scope reaches and
+/// `agent` the learner; scopes bound to one registration force it (a differing one → 403, a
+/// missing one added); `LMS.LaunchData` is read only; and a DELETE must name one `stateId`
+/// (without it the LRS deletes every document of the learner and activity, LaunchData included).
 pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
-    require_default_scope(grant, access)?;
+    let scope = grant.usable_scope(access.direction())?;
+    let pinned = Grant::pins_registration(scope);
     let mut out = String::with_capacity(256);
     let (mut has_activity, mut has_agent, mut has_registration) = (false, false, false);
     let mut state_id = None;
     for p in params {
         match p.name.as_ref() {
             "activityId" => {
-                if p.value != grant.activity_id {
+                if !grant.activity_in_scope(scope, &p.value, &[]) {
                     return Err(PolicyDenial::QueryOutOfScope("activityId"));
                 }
                 has_activity = true;
@@ -84,6 +90,10 @@ pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Resul
             }
             "registration" => {
                 let reg = parse_uuid(&p.value).ok_or(PolicyDenial::InvalidParameter("registration"))?;
+                if !pinned {
+                    push(&mut out, p.raw);
+                    continue;
+                }
                 if reg != grant.registration {
                     return Err(PolicyDenial::QueryOutOfScope("registration"));
                 }
@@ -103,7 +113,7 @@ pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Resul
     if !has_agent {
         return Err(PolicyDenial::MissingParameter("agent"));
     }
-    if !has_registration {
+    if pinned && !has_registration {
         push(&mut out, &format!("registration={}", grant.registration.hyphenated()));
     }
     match (access, state_id) {
@@ -114,14 +124,22 @@ pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Resul
     }
 }
 
-/// Judge an Agent Profile request: reads of the token's own learner only. Writes are refused
-/// (cmi5 §11 lets the LMS refuse `cmi5LearnerPreferences` writes with 403, and the AU must not
-/// treat that as an error); a per-tenant policy to allow them is for later.
-pub fn check_agent_profile(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+/// Judge an Agent Profile request: the token's own learner only. Writes and deletes only of
+/// `cmi5LearnerPreferences`, and only where the tenant allows them (cmi5 §11 lets the LMS
+/// refuse them with 403, which the AU must not treat as an error).
+pub fn check_agent_profile(
+    grant: &Grant,
+    rules: &TenantRules,
+    access: Access,
+    params: &[Param<'_>],
+) -> Result<String, PolicyDenial> {
     if access != Access::Read {
-        return Err(PolicyDenial::ProfileWriteRefused);
+        let prefs = params.iter().any(|p| p.name == "profileId" && p.value == LEARNER_PREFERENCES_PROFILE_ID);
+        if !(prefs && rules.learner_preferences_writes) {
+            return Err(PolicyDenial::ProfileWriteRefused);
+        }
     }
-    require_default_scope(grant, access)?;
+    grant.usable_scope(access.direction())?;
     let mut out = String::with_capacity(192);
     let mut has_agent = false;
     for p in params {
@@ -139,38 +157,48 @@ pub fn check_agent_profile(grant: &Grant, access: Access, params: &[Param<'_>]) 
     Ok(out)
 }
 
-/// Judge an Activity Profile request: reads of the token's activity. Shared by every learner of
-/// the activity, so writes are refused until a scope grants them.
-pub fn check_activity_profile(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
-    if access != Access::Read {
+/// Judge an Activity Profile request: reads of activities the read scope reaches. The document
+/// is shared by every learner of the activity, so writes need the tenant's consent and an
+/// activity the write scope reaches.
+pub fn check_activity_profile(
+    grant: &Grant,
+    rules: &TenantRules,
+    access: Access,
+    params: &[Param<'_>],
+) -> Result<String, PolicyDenial> {
+    if access != Access::Read && !rules.activity_profile_writes {
         return Err(PolicyDenial::ProfileWriteRefused);
     }
-    require_default_scope(grant, access)?;
-    own_activity_query(grant, params)
+    let scope = grant.usable_scope(access.direction())?;
+    if access != Access::Read && scope == Scope::ActorCrossCourseCertification {
+        return Err(PolicyDenial::ProfileWriteRefused);
+    }
+    activity_query(grant, scope, params)
 }
 
-/// Judge an Activities request (an activity's canonical definition): the token's activity.
+/// Judge an Activities request (an activity's canonical definition): an activity the read
+/// scope reaches.
 pub fn check_activities(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
-    require_default_scope(grant, Access::Read)?;
-    own_activity_query(grant, params)
+    let scope = grant.usable_scope(Direction::Read)?;
+    activity_query(grant, scope, params)
 }
 
 /// Judge an Agents request (the Person object with every IFI of an agent): own agent only.
 pub fn check_agents(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
-    require_default_scope(grant, Access::Read)?;
+    grant.usable_scope(Direction::Read)?;
     match params {
         [p] if p.name == "agent" => Ok(format!("agent={}", encode(&own_agent(grant, &p.value)?))),
         _ => Err(PolicyDenial::MissingParameter("agent")),
     }
 }
 
-/// A query whose `activityId` must be the token's; other parameters pass as sent.
-fn own_activity_query(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
+/// A query whose `activityId` must be one the scope reaches; other parameters pass as sent.
+fn activity_query(grant: &Grant, scope: Scope, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     let mut out = String::with_capacity(128);
     let mut has_activity = false;
     for p in params {
         if p.name == "activityId" {
-            if p.value != grant.activity_id {
+            if !grant.activity_in_scope(scope, &p.value, &[]) {
                 return Err(PolicyDenial::QueryOutOfScope("activityId"));
             }
             has_activity = true;
@@ -186,6 +214,8 @@ fn own_activity_query(grant: &Grant, params: &[Param<'_>]) -> Result<String, Pol
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Want = Result<(), PolicyDenial>;
     use crate::xapi::query::parse;
 
     const ACTIVITY: &str = "https://lms.example/au/1";
@@ -206,7 +236,7 @@ mod tests {
     #[test]
     fn state_rules() {
         let own = format!("activityId={}&agent={}", encode(ACTIVITY), agent("learner-1"));
-        let table: Vec<(&str, Access, String, Result<(), PolicyDenial>)> = vec![
+        let table: Vec<(&str, Access, String, Want)> = vec![
             ("launch_data_read_is_allowed", Access::Read, format!("{own}&stateId=LMS.LaunchData"), Ok(())),
             (
                 "launch_data_write_is_refused",
@@ -294,6 +324,85 @@ mod tests {
     }
 
     #[test]
+    fn state_rules_per_scope() {
+        use crate::policy::course::CourseActivities;
+        let sibling = "https://lms.example/au/2";
+        let scoped = |scope: Scope| {
+            let mut g = grant();
+            g.read = scope;
+            g.write = if scope.allows_writes() { scope } else { Scope::Nothing };
+            g.course = Some(std::sync::Arc::new(CourseActivities::new([sibling.to_owned()])));
+            g
+        };
+        let at =
+            |activity: &str| format!("activityId={}&agent={}&stateId=bookmark", encode(activity), agent("learner-1"));
+        let other_reg = "registration=00000000-0000-4000-8000-000000000000";
+        let table: Vec<(&str, Scope, Access, String, Want)> = vec![
+            ("course_scope_reaches_a_sibling_au", Scope::ActorCourseRegistration, Access::Write, at(sibling), Ok(())),
+            (
+                "course_scope_refuses_an_activity_outside",
+                Scope::ActorCourseRegistration,
+                Access::Read,
+                at("https://other/au"),
+                Err(PolicyDenial::QueryOutOfScope("activityId")),
+            ),
+            (
+                "course_scope_pins_the_registration",
+                Scope::ActorCourseRegistration,
+                Access::Read,
+                format!("{}&{other_reg}", at(ACTIVITY)),
+                Err(PolicyDenial::QueryOutOfScope("registration")),
+            ),
+            (
+                "all_registrations_scope_reads_another_registration",
+                Scope::ActorActivityAllRegistrations,
+                Access::Read,
+                format!("{}&{other_reg}", at(ACTIVITY)),
+                Ok(()),
+            ),
+            (
+                "all_registrations_scope_keeps_the_activity",
+                Scope::ActorActivityAllRegistrations,
+                Access::Read,
+                at(sibling),
+                Err(PolicyDenial::QueryOutOfScope("activityId")),
+            ),
+            (
+                "certification_scope_reads_any_activity",
+                Scope::ActorCrossCourseCertification,
+                Access::Read,
+                at("https://other/course/au"),
+                Ok(()),
+            ),
+            (
+                "certification_scope_writes_nothing",
+                Scope::ActorCrossCourseCertification,
+                Access::Write,
+                at(ACTIVITY),
+                Err(PolicyDenial::ScopeDenies),
+            ),
+            (
+                "certification_scope_still_protects_launch_data",
+                Scope::ActorCrossCourseCertification,
+                Access::Read,
+                at(ACTIVITY).replace("bookmark", "LMS.LaunchData"),
+                Ok(()),
+            ),
+        ];
+        for (rule, scope, access, query, want) in table {
+            let got = check_state(&scoped(scope), access, &parse(Some(&query), STATE_PARAMS).unwrap());
+            assert_eq!(got.map(|_| ()), want, "{rule}");
+        }
+        let forced = check_state(
+            &scoped(Scope::ActorActivityAllRegistrations),
+            Access::Read,
+            &parse(Some(&at(ACTIVITY)), STATE_PARAMS).unwrap(),
+        )
+        .unwrap();
+        assert!(!forced.contains("registration="), "no registration is forced across registrations: {forced}");
+    }
+
+    #[test]
     fn activity_profile_activities_and_agents_rules() {
         fn q<'a>(query: &'a str, known: &[&str]) -> Vec<Param<'a>> {
             parse(Some(query), known).unwrap()
@@ -301,16 +410,46 @@ mod tests {
         let own = format!("activityId={}", encode(ACTIVITY));
         let other = "activityId=https%3A%2F%2Flms.example%2Fau%2F2";
         let g = grant();
+        let defaults = TenantRules::default();
+        let writable = TenantRules { activity_profile_writes: true, ..TenantRules::default() };
         let profile = format!("{own}&profileId=p");
-        assert!(check_activity_profile(&g, Access::Read, &q(&profile, ACTIVITY_PROFILE_PARAMS)).is_ok());
-        assert_eq!(
-            check_activity_profile(&g, Access::Write, &q(&profile, ACTIVITY_PROFILE_PARAMS)),
-            Err(PolicyDenial::ProfileWriteRefused)
-        );
-        assert_eq!(
-            check_activity_profile(&g, Access::Read, &q(&format!("{other}&profileId=p"), ACTIVITY_PROFILE_PARAMS)),
-            Err(PolicyDenial::QueryOutOfScope("activityId"))
-        );
+        let other_profile = format!("{other}&profileId=p");
+        let table: Vec<(&str, &TenantRules, Access, &str, Want)> = vec![
+            ("activity_profile_read_of_own_activity_is_allowed", &defaults, Access::Read, &profile, Ok(())),
+            (
+                "activity_profile_read_of_other_activity_is_refused",
+                &defaults,
+                Access::Read,
+                &other_profile,
+                Err(PolicyDenial::QueryOutOfScope("activityId")),
+            ),
+            (
+                "activity_profile_write_is_refused_by_default",
+                &defaults,
+                Access::Write,
+                &profile,
+                Err(PolicyDenial::ProfileWriteRefused),
+            ),
+            (
+                "activity_profile_delete_is_refused_by_default",
+                &defaults,
+                Access::Delete,
+                &profile,
+                Err(PolicyDenial::ProfileWriteRefused),
+            ),
+            ("activity_profile_write_allowed_by_the_tenant", &writable, Access::Write, &profile, Ok(())),
+            (
+                "activity_profile_write_allowed_only_within_scope",
+                &writable,
+                Access::Write,
+                &other_profile,
+                Err(PolicyDenial::QueryOutOfScope("activityId")),
+            ),
+        ];
+        for (rule, rules, access, query, want) in table {
+            let got = check_activity_profile(&g, rules, access, &q(query, ACTIVITY_PROFILE_PARAMS));
+            assert_eq!(got.map(|_| ()), want, "{rule}");
+        }
         assert_eq!(check_activities(&g, &q(&own, ACTIVITIES_PARAMS)), Ok(own.clone()));
         assert_eq!(
             check_activities(&g, &q(other, ACTIVITIES_PARAMS)),
@@ -327,17 +466,65 @@ mod tests {
 
     #[test]
     fn agent_profile_rules() {
-        let profile = |access, query: String| {
-            check_agent_profile(&grant(), access, &parse(Some(&query), AGENT_PROFILE_PARAMS).unwrap()).map(|_| ())
-        };
-        let own = format!("agent={}&profileId=cmi5LearnerPreferences", agent("learner-1"));
-        assert_eq!(profile(Access::Read, own.clone()), Ok(()));
-        assert_eq!(profile(Access::Write, own.clone()), Err(PolicyDenial::ProfileWriteRefused));
-        assert_eq!(profile(Access::Delete, own), Err(PolicyDenial::ProfileWriteRefused));
-        assert_eq!(
-            profile(Access::Read, format!("agent={}&profileId=cmi5LearnerPreferences", agent("learner-2"))),
-            Err(PolicyDenial::QueryOutOfScope("agent"))
-        );
-        assert_eq!(profile(Access::Read, "profileId=x".into()), Err(PolicyDenial::MissingParameter("agent")));
+        let defaults = TenantRules::default();
+        let prefs_writable = TenantRules { learner_preferences_writes: true, ..TenantRules::default() };
+        let prefs = |name: &str| format!("agent={}&profileId=cmi5LearnerPreferences", agent(name));
+        let other_profile = format!("agent={}&profileId=notes", agent("learner-1"));
+        let table: Vec<(&str, &TenantRules, Access, String, Want)> = vec![
+            ("learner_preferences_read_is_allowed", &defaults, Access::Read, prefs("learner-1"), Ok(())),
+            (
+                "learner_preferences_write_is_refused_by_default",
+                &defaults,
+                Access::Write,
+                prefs("learner-1"),
+                Err(PolicyDenial::ProfileWriteRefused),
+            ),
+            (
+                "learner_preferences_delete_is_refused_by_default",
+                &defaults,
+                Access::Delete,
+                prefs("learner-1"),
+                Err(PolicyDenial::ProfileWriteRefused),
+            ),
+            (
+                "learner_preferences_write_allowed_by_the_tenant",
+                &prefs_writable,
+                Access::Write,
+                prefs("learner-1"),
+                Ok(()),
+            ),
+            (
+                "other_profile_write_is_refused_even_then",
+                &prefs_writable,
+                Access::Write,
+                other_profile,
+                Err(PolicyDenial::ProfileWriteRefused),
+            ),
+            (
+                "other_learner_profile_is_refused",
+                &defaults,
+                Access::Read,
+                prefs("learner-2"),
+                Err(PolicyDenial::QueryOutOfScope("agent")),
+            ),
+            (
+                "other_learner_write_is_refused_even_when_allowed",
+                &prefs_writable,
+                Access::Write,
+                prefs("learner-2"),
+                Err(PolicyDenial::QueryOutOfScope("agent")),
+            ),
+            (
+                "missing_agent_is_refused",
+                &defaults,
+                Access::Read,
+                "profileId=x".into(),
+                Err(PolicyDenial::MissingParameter("agent")),
+            ),
+        ];
+        for (rule, rules, access, query, want) in table {
+            let got = check_agent_profile(&grant(), rules, access, &parse(Some(&query), AGENT_PROFILE_PARAMS).unwrap());
+            assert_eq!(got.map(|_| ()), want, "{rule}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::auth::apikey::KeyHash;
 use crate::auth::keys::TenantKeys;
 use crate::config::server::ServerConfig;
 use crate::config::tenants::TenantSpec;
+use crate::policy::{CourseCatalog, TenantRules};
 use crate::upstream::UpstreamPool;
 
 /// One tenant, ready to serve.
@@ -27,6 +28,9 @@ pub struct Tenant {
     pub default_ttl_seconds: u64,
     pub max_ttl_seconds: u64,
     pub max_body_bytes: usize,
+    pub rules: TenantRules,
+    /// Registered course structures, by course id, for the course scope.
+    pub courses: CourseCatalog,
 }
 
 /// Host name → tenant, for one config generation.
@@ -70,6 +74,8 @@ impl TenantTable {
                 default_ttl_seconds: spec.default_ttl_seconds,
                 max_ttl_seconds: spec.max_ttl_seconds,
                 max_body_bytes: spec.max_body_bytes.unwrap_or(server.max_body_bytes),
+                rules: spec.rules,
+                courses: spec.courses,
                 id: spec.id,
             });
             for host in spec.hosts {

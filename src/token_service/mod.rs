@@ -81,7 +81,7 @@ impl TokenService {
         let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;
-        let request = TokenRequest::parse(&body).map_err(Denial::TokenRequest)?;
+        let request = TokenRequest::parse(&body, &tenant.courses).map_err(Denial::TokenRequest)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let claims =
             request.claims(&tenant.id, &tenant.keys.issuer, now, tenant.default_ttl_seconds, tenant.max_ttl_seconds);

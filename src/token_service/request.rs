@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::claims::{Permissions, SessionClaims};
-use crate::policy::Scope;
+use crate::policy::{CourseCatalog, Scope};
 use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
 use crate::xapi::strict_json::{self, JsonError};
@@ -26,7 +26,21 @@ struct TokenRequestBody {
     group: Option<Value>,
     #[serde(default)]
     ttl_seconds: Option<u64>,
+    /// The cmi5 session id the LMS uses (in `launched` and LaunchData); generated when absent.
+    #[serde(default)]
+    session_id: Option<String>,
+    /// The publisher's AU id (the `au` id in cmi5.xml), checked in every statement's grouping.
+    #[serde(default)]
+    publisher_id: Option<String>,
+    /// The course's AU activity ids, for the course scope.
+    #[serde(default)]
+    course_activities: Option<Vec<String>>,
 }
+
+/// The most activity ids a token request may list (they ride in the token).
+pub const MAX_COURSE_ACTIVITIES: usize = 500;
+/// The longest session id accepted from the LMS.
+pub const MAX_SESSION_ID_BYTES: usize = 128;
 
 /// Why a token request is refused (all 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +57,11 @@ pub enum TokenRequestError {
     ReadOnlyScope(String),
     Group(String),
     Ttl,
+    SessionId,
+    PublisherId,
+    CourseActivities,
+    /// A scope that needs a field the request lacks (`group`, or the course's activities).
+    ScopeNeeds(&'static str),
 }
 
 impl fmt::Display for TokenRequestError {
@@ -58,6 +77,14 @@ impl fmt::Display for TokenRequestError {
             TokenRequestError::ReadOnlyScope(s) => write!(f, "scope \"{s}\" is read only"),
             TokenRequestError::Group(why) => write!(f, "group {why}"),
             TokenRequestError::Ttl => f.write_str("ttl_seconds must be greater than 0"),
+            TokenRequestError::SessionId => {
+                write!(f, "session_id must be 1 to {MAX_SESSION_ID_BYTES} bytes of printable ASCII")
+            }
+            TokenRequestError::PublisherId => f.write_str("publisher_id must be an absolute IRI"),
+            TokenRequestError::CourseActivities => {
+                write!(f, "course_activities must be 1 to {MAX_COURSE_ACTIVITIES} absolute IRIs")
+            }
+            TokenRequestError::ScopeNeeds(what) => write!(f, "the requested scope needs {what}"),
         }
     }
 }
@@ -71,12 +98,18 @@ pub struct TokenRequest {
     pub course_id: Option<String>,
     pub write: Scope,
     pub read: Scope,
-    pub group: Option<Value>,
+    /// The team, as an identified Group's IFI.
+    pub group: Option<Ifi>,
     pub ttl_seconds: Option<u64>,
+    pub session_id: Option<String>,
+    pub publisher_id: Option<String>,
+    pub course_activities: Vec<String>,
 }
 
 impl TokenRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, TokenRequestError> {
+    /// Parse and validate a request for a tenant whose registered course structures are
+    /// `courses`: a scope is granted only with what it needs to be judged.
+    pub fn parse(body: &[u8], courses: &CourseCatalog) -> Result<Self, TokenRequestError> {
         let value = strict_json::parse(body).map_err(TokenRequestError::Json)?;
         let raw: TokenRequestBody =
             serde_json::from_value(value).map_err(|e| TokenRequestError::Shape(e.to_string()))?;
@@ -96,15 +129,43 @@ impl TokenRequest {
         if !write.allows_writes() {
             return Err(TokenRequestError::ReadOnlyScope(permissions.write));
         }
-        if let Some(group) = &raw.group {
-            match parse_actor(group) {
-                Ok(Actor::Group { ifi: Some(_), .. }) => {}
+        let group = match &raw.group {
+            None => None,
+            Some(group) => match parse_actor(group) {
+                // Membership is the LMS's word: it must list the learner (by IFI) among the members.
+                Ok(Actor::Group { ifi: Some(ifi), members }) if members.contains(&actor) => Some(ifi),
+                Ok(Actor::Group { ifi: Some(_), .. }) => {
+                    return Err(TokenRequestError::Group("must list the actor among its members".into()))
+                }
                 Ok(_) => return Err(TokenRequestError::Group("must be a Group identified by an IFI".into())),
                 Err(e) => return Err(TokenRequestError::Group(e.to_string())),
-            }
-        }
+            },
+        };
         if raw.ttl_seconds == Some(0) {
             return Err(TokenRequestError::Ttl);
+        }
+        if let Some(id) = &raw.session_id {
+            if id.is_empty() || id.len() > MAX_SESSION_ID_BYTES || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(TokenRequestError::SessionId);
+            }
+        }
+        if raw.publisher_id.as_deref().is_some_and(|p| !is_absolute_iri(p)) {
+            return Err(TokenRequestError::PublisherId);
+        }
+        let course_activities = raw.course_activities.unwrap_or_default();
+        if course_activities.len() > MAX_COURSE_ACTIVITIES || course_activities.iter().any(|a| !is_absolute_iri(a)) {
+            return Err(TokenRequestError::CourseActivities);
+        }
+        let uses = |scope| write == scope || read == scope;
+        if uses(Scope::GroupActivityRegistration) && group.is_none() {
+            return Err(TokenRequestError::ScopeNeeds("a group"));
+        }
+        let course_known =
+            !course_activities.is_empty() || raw.course_id.as_ref().is_some_and(|id| courses.contains_key(id));
+        if uses(Scope::ActorCourseRegistration) && !course_known {
+            return Err(TokenRequestError::ScopeNeeds(
+                "course_activities, or a course_id whose course structure the tenant registered",
+            ));
         }
         Ok(TokenRequest {
             actor,
@@ -113,8 +174,11 @@ impl TokenRequest {
             course_id: raw.course_id,
             write,
             read,
-            group: raw.group,
+            group,
             ttl_seconds: raw.ttl_seconds,
+            session_id: raw.session_id,
+            publisher_id: raw.publisher_id,
+            course_activities,
         })
     }
 
@@ -130,8 +194,10 @@ impl TokenRequest {
             activity_id: self.activity_id.clone(),
             course_id: self.course_id.clone(),
             permissions: Permissions { write: self.write.as_str().to_owned(), read: self.read.as_str().to_owned() },
-            group: self.group.clone(),
-            session_id: Uuid::new_v4().hyphenated().to_string(),
+            group: self.group.as_ref().map(Ifi::group_json),
+            session_id: self.session_id.clone().unwrap_or_else(|| Uuid::new_v4().hyphenated().to_string()),
+            publisher_id: self.publisher_id.clone(),
+            course_activities: self.course_activities.clone(),
             jti: Uuid::new_v4().hyphenated().to_string(),
             iat: now,
             nbf: now,
@@ -156,7 +222,12 @@ mod tests {
     }
 
     fn parse(v: Value) -> Result<TokenRequest, TokenRequestError> {
-        TokenRequest::parse(v.to_string().as_bytes())
+        let mut courses = CourseCatalog::new();
+        courses.insert(
+            "https://lms.example/course/registered".into(),
+            std::sync::Arc::new(crate::policy::CourseActivities::new(["https://pub.example/au/1".to_owned()])),
+        );
+        TokenRequest::parse(v.to_string().as_bytes(), &courses)
     }
 
     fn with(key: &str, value: Value) -> Value {
@@ -172,8 +243,73 @@ mod tests {
             ("minimal_request_is_valid", base(), Ok(())),
             (
                 "explicit_scopes_are_valid",
-                with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"})),
+                with("permissions", json!({"write": "false", "read": "actor-activity-all-registrations"})),
                 Ok(()),
+            ),
+            (
+                "course_scope_without_course_activities_is_refused",
+                with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"})),
+                Err(|e| matches!(e, TokenRequestError::ScopeNeeds(_))),
+            ),
+            (
+                "course_scope_with_listed_activities_is_valid",
+                {
+                    let mut v =
+                        with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"}));
+                    v["course_activities"] = json!(["https://lms.example/au/2"]);
+                    v
+                },
+                Ok(()),
+            ),
+            (
+                "course_scope_with_registered_structure_is_valid",
+                {
+                    let mut v =
+                        with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"}));
+                    v["course_id"] = json!("https://lms.example/course/registered");
+                    v
+                },
+                Ok(()),
+            ),
+            (
+                "course_scope_with_unregistered_course_is_refused",
+                {
+                    let mut v =
+                        with("permissions", json!({"write": "false", "read": "actor-course-registration-scoped"}));
+                    v["course_id"] = json!("https://lms.example/course/unknown");
+                    v
+                },
+                Err(|e| matches!(e, TokenRequestError::ScopeNeeds(_))),
+            ),
+            (
+                "course_activities_must_be_absolute",
+                with("course_activities", json!(["au/2"])),
+                Err(|e| *e == TokenRequestError::CourseActivities),
+            ),
+            (
+                "group_scope_without_group_is_refused",
+                with("permissions", json!({"write": "false", "read": "group-activity-registration-scoped"})),
+                Err(|e| matches!(e, TokenRequestError::ScopeNeeds(_))),
+            ),
+            (
+                "group_without_the_actor_as_member_is_refused",
+                with(
+                    "group",
+                    json!({"objectType": "Group", "mbox": "mailto:team@x", "member": [{"mbox": "mailto:other@x"}]}),
+                ),
+                Err(|e| matches!(e, TokenRequestError::Group(_))),
+            ),
+            ("session_id_is_accepted", with("session_id", json!("lms-session-7")), Ok(())),
+            ("empty_session_id_is_refused", with("session_id", json!("")), Err(|e| *e == TokenRequestError::SessionId)),
+            (
+                "session_id_with_spaces_is_refused",
+                with("session_id", json!("a b")),
+                Err(|e| *e == TokenRequestError::SessionId),
+            ),
+            (
+                "publisher_id_must_be_absolute",
+                with("publisher_id", json!("au")),
+                Err(|e| *e == TokenRequestError::PublisherId),
             ),
             (
                 "actor_without_ifi_is_refused",
@@ -227,10 +363,11 @@ mod tests {
                 Err(|e| matches!(e, TokenRequestError::Group(_))),
             ),
             (
-                "identified_group_is_valid",
+                "identified_group_listing_the_actor_is_valid",
                 with(
                     "group",
-                    json!({"objectType": "Group", "account": {"homePage": "https://lms.example", "name": "team-1"}}),
+                    json!({"objectType": "Group", "account": {"homePage": "https://lms.example", "name": "team-1"},
+                        "member": [{"account": {"homePage": "https://lms.example", "name": "42"}}]}),
                 ),
                 Ok(()),
             ),
@@ -248,7 +385,10 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused() {
         let body = br#"{"actor":{"mbox":"mailto:a@x"},"actor":{"mbox":"mailto:b@x"},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://a"}"#;
-        assert!(matches!(TokenRequest::parse(body), Err(TokenRequestError::Json(JsonError::DuplicateKey(_)))));
+        assert!(matches!(
+            TokenRequest::parse(body, &CourseCatalog::new()),
+            Err(TokenRequestError::Json(JsonError::DuplicateKey(_)))
+        ));
     }
 
     #[test]
@@ -258,7 +398,7 @@ mod tests {
         assert_eq!(c.exp, 1000 + 7200);
         assert_eq!(c.aud, "acme");
         assert!(c.actor.get("name").is_none());
-        assert_eq!(c.grant().unwrap().actor, req.actor);
+        assert_eq!(c.grant(&CourseCatalog::new()).unwrap().actor, req.actor);
         let c = parse(base()).unwrap().claims("acme", "lrsgate", 1000, 3600, 7200);
         assert_eq!(c.exp, 1000 + 3600);
         assert_ne!(c.jti, c.session_id);

@@ -182,6 +182,15 @@ async fn connect<'p>(
     Err(last_error)
 }
 
+/// What a judged statement read fetches from the LRS.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadTarget<'a> {
+    /// `statements` with this (judged, forced) query.
+    Query(&'a str),
+    /// The LRS's own `more` path and query.
+    More(&'a str),
+}
+
 /// Fetch statements for the client (always a GET upstream, also for a client's HEAD), read
 /// the whole answer (at most `limit` bytes), and pass a 200's body through `judge`, which
 /// returns what the client may see or a refusal. Any other status is relayed as the LRS sent it.
@@ -189,7 +198,7 @@ pub async fn fetch_judged(
     connector: &Connector,
     session: &mut ServerSession,
     pool: &UpstreamPool,
-    query: &str,
+    target: ReadTarget<'_>,
     limit: usize,
     normal_form: Option<&NormalForm>,
     judge: impl Fn(&pingora::http::ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
@@ -207,8 +216,16 @@ pub async fn fetch_judged(
             }
         }
     }
+    let query = match target {
+        ReadTarget::Query(query) => query,
+        ReadTarget::More(_) => "",
+    };
     rewrite_request(&mut req, node, &pool.authorization, "statements", Some(query), None)
         .map_err(|_| Denial::Internal)?;
+    if let ReadTarget::More(path) = target {
+        // A `more` continuation: the LRS's own path, as it gave it (opened from a sealed cursor).
+        req.set_uri(path.parse().map_err(|_| Denial::Internal)?);
+    }
     let answered = async {
         http.write_request_header(Box::new(req)).await?;
         http.finish_request_body().await?;

@@ -65,8 +65,17 @@ impl fmt::Display for AgentError {
 impl Ifi {
     /// The canonical JSON of an Agent with this IFI, as sent in an `agent` query parameter.
     pub fn agent_json(&self) -> Value {
+        self.json_as("Agent")
+    }
+
+    /// The canonical JSON of an identified Group with this IFI (no members: identity is the IFI).
+    pub fn group_json(&self) -> Value {
+        self.json_as("Group")
+    }
+
+    fn json_as(&self, object_type: &str) -> Value {
         let mut obj = Map::with_capacity(2);
-        obj.insert("objectType".into(), Value::from("Agent"));
+        obj.insert("objectType".into(), Value::from(object_type));
         let (key, value) = match self {
             Ifi::Mbox(v) => ("mbox", Value::from(v.as_str())),
             Ifi::MboxSha1Sum(v) => ("mbox_sha1sum", Value::from(v.as_str())),

@@ -3,6 +3,8 @@
 
 pub mod agent;
 pub mod alternate;
+pub mod cmi5;
+pub mod course_structure;
 pub mod iri;
 pub mod multipart;
 pub mod query;

@@ -8,7 +8,8 @@ use std::fmt;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::agent::{parse_actor, Actor, AgentError};
+use super::agent::{parse_actor, Actor, AgentError, Ifi};
+use super::cmi5;
 use super::iri::{is_absolute_iri, parse_uuid};
 use super::strict_json::{self, JsonError};
 
@@ -42,6 +43,14 @@ pub struct Statement {
     pub context_registration: Option<Uuid>,
     /// A client-set `authority` (the LRS should set it from the credential).
     pub has_authority: bool,
+    /// Carries the cmi5 category (§9.6.2.1): a cmi5-defined statement.
+    pub cmi5_defined: bool,
+    /// Activity ids in `context.contextActivities.grouping` (the publisher AU id, §9.6.2.3).
+    pub grouping: Vec<String>,
+    /// The cmi5 session id context extension (§9.6.3.1), when present.
+    pub session_id: Option<String>,
+    /// `context.team`, when it is a Group identified by an IFI.
+    pub team: Option<Ifi>,
 }
 
 /// Why one statement is malformed.
@@ -133,10 +142,9 @@ fn parse_one(value: &Value) -> Result<Statement, StatementError> {
         None => None,
         Some(v) => Some(v.as_str().and_then(parse_uuid).ok_or(StatementError::Invalid("id"))?),
     };
-    let context = obj.get("context");
-    let context_registration = match context.and_then(|c| c.get("registration")) {
-        None => None,
-        Some(v) => Some(v.as_str().and_then(parse_uuid).ok_or(StatementError::Invalid("context.registration"))?),
+    let context = match obj.get("context") {
+        None => ContextFacts::default(),
+        Some(c) => parse_context(c)?,
     };
     let has_authority = match obj.get("authority") {
         None => false,
@@ -151,9 +159,81 @@ fn parse_one(value: &Value) -> Result<Statement, StatementError> {
         actor: core.actor,
         verb_id: core.verb_id,
         object: core.object,
-        context_registration,
+        context_registration: context.registration,
         has_authority,
+        cmi5_defined: context.cmi5_defined,
+        grouping: context.grouping,
+        session_id: context.session_id,
+        team: context.team,
     })
+}
+
+/// What the policy reads from a statement's `context`.
+#[derive(Default)]
+struct ContextFacts {
+    registration: Option<Uuid>,
+    cmi5_defined: bool,
+    grouping: Vec<String>,
+    session_id: Option<String>,
+    team: Option<Ifi>,
+}
+
+fn parse_context(context: &Value) -> Result<ContextFacts, StatementError> {
+    let ctx = context.as_object().ok_or(StatementError::Invalid("context"))?;
+    let mut facts = ContextFacts::default();
+    if let Some(v) = ctx.get("registration") {
+        facts.registration =
+            Some(v.as_str().and_then(parse_uuid).ok_or(StatementError::Invalid("context.registration"))?);
+    }
+    if let Some(activities) = ctx.get("contextActivities") {
+        let activities = activities.as_object().ok_or(StatementError::Invalid("context.contextActivities"))?;
+        for (kind, value) in activities {
+            let at = match kind.as_str() {
+                "parent" => "context.contextActivities.parent",
+                "grouping" => "context.contextActivities.grouping",
+                "category" => "context.contextActivities.category",
+                "other" => "context.contextActivities.other",
+                _ => return Err(StatementError::Invalid("context.contextActivities (unknown key)")),
+            };
+            // A single Activity object or an array of them (Data §2.4.6.2).
+            let items = match value {
+                Value::Array(items) => items.as_slice(),
+                single => std::slice::from_ref(single),
+            };
+            for item in items {
+                let id = activity_id(item).ok_or(StatementError::Invalid(at))?;
+                match kind.as_str() {
+                    "grouping" => facts.grouping.push(id.to_owned()),
+                    "category" if cmi5::is_cmi5_category(id) => facts.cmi5_defined = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(extensions) = ctx.get("extensions") {
+        let extensions = extensions.as_object().ok_or(StatementError::Invalid("context.extensions"))?;
+        for key in [cmi5::EXTENSION_SESSION_ID, cmi5::EXTENSION_SESSION_ID_PRE_QUARTZ] {
+            let Some(v) = extensions.get(key) else { continue };
+            let id = v.as_str().ok_or(StatementError::Invalid("context.extensions (cmi5 session id)"))?;
+            match &facts.session_id {
+                Some(seen) if seen != id => {
+                    return Err(StatementError::Invalid("context.extensions (two different cmi5 session ids)"))
+                }
+                _ => facts.session_id = Some(id.to_owned()),
+            }
+        }
+    }
+    facts.team = check_context_agents(ctx)?;
+    Ok(facts)
+}
+
+/// The id of an Activity in a context activity list.
+fn activity_id(value: &Value) -> Option<&str> {
+    let obj = value.as_object()?;
+    if obj.get("objectType").is_some_and(|t| t != "Activity") {
+        return None;
+    }
+    obj.get("id")?.as_str().filter(|id| is_absolute_iri(id))
 }
 
 /// The parts statements and SubStatements share: actor, verb, object, context agents.
@@ -173,9 +253,6 @@ fn parse_core(
         .ok_or(StatementError::Invalid("verb.id"))?
         .to_owned();
     let object = parse_object(obj.get("object").ok_or(StatementError::Missing("object"))?, object_at)?;
-    if let Some(context) = obj.get("context") {
-        check_context_agents(context)?;
-    }
     Ok(SubStatement { actor, verb_id, object })
 }
 
@@ -200,6 +277,9 @@ fn parse_object(value: &Value, at: &'static str) -> Result<StatementObject, Stat
         "SubStatement" if at == "object" => {
             refuse_unknown(obj, SUBSTATEMENT_KEYS)?;
             let sub = parse_core(obj, "object.actor", "object.object")?;
+            if let Some(context) = obj.get("context") {
+                parse_context(context)?;
+            }
             if matches!(sub.object, StatementObject::SubStatement(_)) {
                 return Err(StatementError::Invalid("object.object (a SubStatement cannot nest)"));
             }
@@ -209,18 +289,18 @@ fn parse_object(value: &Value, at: &'static str) -> Result<StatementObject, Stat
     }
 }
 
-fn check_context_agents(context: &Value) -> Result<(), StatementError> {
-    let ctx = context.as_object().ok_or(StatementError::Invalid("context"))?;
+/// Validates `instructor` and `team`; returns the team's IFI when it is an identified Group.
+fn check_context_agents(ctx: &Map<String, Value>) -> Result<Option<Ifi>, StatementError> {
     if let Some(instructor) = ctx.get("instructor") {
         parse_actor(instructor).map_err(|error| StatementError::Agent { at: "context.instructor", error })?;
     }
-    if let Some(team) = ctx.get("team") {
-        match parse_actor(team).map_err(|error| StatementError::Agent { at: "context.team", error })? {
-            Actor::Group { .. } => {}
-            Actor::Agent(_) => return Err(StatementError::Invalid("context.team (must be a Group)")),
-        }
+    match ctx.get("team") {
+        None => Ok(None),
+        Some(team) => match parse_actor(team).map_err(|error| StatementError::Agent { at: "context.team", error })? {
+            Actor::Group { ifi, .. } => Ok(ifi),
+            Actor::Agent(_) => Err(StatementError::Invalid("context.team (must be a Group)")),
+        },
     }
-    Ok(())
 }
 
 fn refuse_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), StatementError> {
@@ -304,6 +384,38 @@ mod tests {
         let mut v = stmt();
         v["context"]["instructor"] = json!({"mbox": "mailto:i@x", "openid": "https://id/i"});
         assert_eq!(err_of(v), StatementError::Agent { at: "context.instructor", error: AgentError::IfiCount(2) });
+    }
+
+    #[test]
+    fn cmi5_context_facts() {
+        let mut v = stmt();
+        v["context"]["contextActivities"] = json!({
+            "grouping": {"id": "https://pub.example/au/1"},
+            "category": [{"id": cmi5::CATEGORY_CMI5}, {"id": "https://w3id.org/xapi/cmi5/context/categories/moveon"}]
+        });
+        v["context"]["extensions"] = json!({ cmi5::EXTENSION_SESSION_ID: "s-1" });
+        v["context"]["team"] = json!({"objectType": "Group", "mbox": "mailto:team@x"});
+        let s = &parse(&v).unwrap()[0];
+        assert!(s.cmi5_defined);
+        assert_eq!(s.grouping, vec!["https://pub.example/au/1".to_owned()]);
+        assert_eq!(s.session_id.as_deref(), Some("s-1"));
+        assert_eq!(s.team, Some(Ifi::Mbox("mailto:team@x".into())));
+        let plain = &parse(&stmt()).unwrap()[0];
+        assert!(!plain.cmi5_defined && plain.grouping.is_empty() && plain.session_id.is_none());
+
+        let mut v = stmt();
+        v["context"]["extensions"] =
+            json!({ cmi5::EXTENSION_SESSION_ID: "a", cmi5::EXTENSION_SESSION_ID_PRE_QUARTZ: "b" });
+        assert!(matches!(err_of(v), StatementError::Invalid(_)), "two session ids that differ");
+        let mut v = stmt();
+        v["context"]["extensions"] = json!({ cmi5::EXTENSION_SESSION_ID: 7 });
+        assert!(matches!(err_of(v), StatementError::Invalid(_)), "a session id that is not a string");
+        let mut v = stmt();
+        v["context"]["contextActivities"] = json!({"grouping": [{"id": "not an iri"}]});
+        assert_eq!(err_of(v), StatementError::Invalid("context.contextActivities.grouping"));
+        let mut v = stmt();
+        v["context"]["contextActivities"] = json!({"siblings": []});
+        assert!(matches!(err_of(v), StatementError::Invalid(_)));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const API_KEY_ACME: &str = "lrsk_test_acme_key_0123456789";
 pub const API_KEY_OTHER: &str = "lrsk_test_other_key_0123456789";
 pub const ACTIVITY: &str = "https://lms.example/course/1/au/1";
 pub const REGISTRATION: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
+/// The cmi5 session id the test LMS asks for; every statement of that session carries it.
+pub const SESSION_ID: &str = "s-1";
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
@@ -126,11 +128,32 @@ pub struct GateOptions {
     pub nodes: Vec<u16>,
     pub max_body_bytes: usize,
     pub extra_env: Vec<(String, String)>,
+    /// TOML appended to tenant `acme` (`[tenant.policy]`, `[[tenant.course]]`, …).
+    pub acme_extra: String,
+    /// Files written beside the tenants file (name, content), such as course structures.
+    pub files: Vec<(String, String)>,
 }
 
 impl GateOptions {
     pub fn new(nodes: &[u16]) -> Self {
-        GateOptions { nodes: nodes.to_vec(), max_body_bytes: 2 * 1024 * 1024, extra_env: Vec::new() }
+        GateOptions {
+            nodes: nodes.to_vec(),
+            max_body_bytes: 2 * 1024 * 1024,
+            extra_env: Vec::new(),
+            acme_extra: String::new(),
+            files: Vec::new(),
+        }
+    }
+
+    pub fn acme(mut self, toml: &str) -> Self {
+        self.acme_extra.push_str(toml);
+        self.acme_extra.push('\n');
+        self
+    }
+
+    pub fn file(mut self, name: &str, content: &str) -> Self {
+        self.files.push((name.into(), content.into()));
+        self
     }
 }
 
@@ -140,6 +163,11 @@ pub fn api_key_hash(key: &str) -> String {
 }
 
 pub fn tenants_toml(nodes: &[u16], max_body_bytes: usize) -> String {
+    tenants_toml_with(nodes, max_body_bytes, "")
+}
+
+/// The test tenants, with `acme_extra` appended to tenant `acme`.
+pub fn tenants_toml_with(nodes: &[u16], max_body_bytes: usize, acme_extra: &str) -> String {
     let node_list: Vec<String> = nodes.iter().map(|p| format!("\"http://127.0.0.1:{p}/xapi\"")).collect();
     format!(
         r#"
@@ -158,7 +186,7 @@ default_ttl_seconds = 600
 max_ttl_seconds = 3600
 [tenant.lms]
 api_key_hashes = ["{acme_hash}"]
-
+{acme_extra}
 [[tenant]]
 id = "other"
 hosts = ["other.test"]
@@ -206,7 +234,14 @@ graceful_shutdown_timeout_seconds = 1
             ),
         )
         .unwrap();
-        std::fs::write(dir.path().join("tenants.toml"), tenants_toml(&opts.nodes, opts.max_body_bytes)).unwrap();
+        for (name, content) in &opts.files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("tenants.toml"),
+            tenants_toml_with(&opts.nodes, opts.max_body_bytes, &opts.acme_extra),
+        )
+        .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
         cmd.args(["serve", "-c"])
             .arg(dir.path().join("lrsgate.toml"))
@@ -342,6 +377,7 @@ pub fn token_request() -> Value {
         "actor": {"objectType": "Agent", "name": "Learner One", "account": {"homePage": "https://lms.example", "name": "learner-1"}},
         "registration": REGISTRATION,
         "activity_id": ACTIVITY,
+        "session_id": SESSION_ID,
     })
 }
 
@@ -356,7 +392,7 @@ pub fn statement() -> Value {
         "context": {
             "registration": REGISTRATION,
             "contextActivities": {"grouping": [{"id": "https://publisher.example/au/1"}]},
-            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": "s-1"}
+            "extensions": {"https://w3id.org/xapi/cmi5/context/extensions/sessionid": SESSION_ID}
         },
         "timestamp": "2026-11-22T10:00:00.000Z"
     })
