@@ -26,8 +26,34 @@ pub fn judge_statement_read(
     match kind {
         ReadKind::Single if returned_statement_in_scope(grant, content_type, &body) => Ok(body),
         ReadKind::Single => Err(Denial::Policy(PolicyDenial::StatementNotFound)),
-        ReadKind::List => filter_statement_list(grant, &body, seal).ok_or(Denial::UpstreamInvalid),
+        ReadKind::List => match multipart_boundary(content_type) {
+            Some(boundary) => filter_multipart_list(grant, &body, boundary, seal),
+            None => filter_statement_list(grant, &body, seal).map(|(list, _)| list),
+        }
+        .ok_or(Denial::UpstreamInvalid),
     }
+}
+
+/// The boundary of a `multipart/…` answer (`attachments=true`), `None` for JSON.
+fn multipart_boundary(content_type: &str) -> Option<&str> {
+    let is_multipart = content_type.trim_start().get(..10).is_some_and(|t| t.eq_ignore_ascii_case("multipart/"));
+    if is_multipart {
+        multipart::boundary(content_type)
+    } else {
+        None
+    }
+}
+
+/// A statement list with attachments (`attachments=true`): the statements part filtered like a
+/// JSON list, and only the attachment parts that a statement still shown refers to (by
+/// `sha2`), each byte for byte. A multipart answer without a boundary is not judged: `None`.
+fn filter_multipart_list(grant: &Grant, body: &[u8], boundary: &str, seal: &dyn Fn(&str) -> String) -> Option<Vec<u8>> {
+    let parts = multipart::parts(body, boundary).ok()?;
+    let (first, attachments) = parts.split_first()?;
+    let (list, kept_hashes) = filter_statement_list(grant, first.content, seal)?;
+    let mut out = vec![multipart::Part { headers: first.headers, hash: None, content: &list }];
+    out.extend(attachments.iter().filter(|p| p.hash.is_some_and(|h| kept_hashes.iter().any(|k| k == h))).cloned());
+    Some(multipart::assemble(boundary, &out))
 }
 
 /// The public path of a `more` continuation, for a sealed cursor.
@@ -62,10 +88,22 @@ struct StatementList<'a> {
     more: Option<String>,
 }
 
+#[derive(serde::Deserialize)]
+struct AttachmentRefs<'a> {
+    #[serde(borrow, default)]
+    attachments: Vec<AttachmentRef<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AttachmentRef<'a> {
+    #[serde(borrow)]
+    sha2: std::borrow::Cow<'a, str>,
+}
+
 /// A statement list with only the statements in `grant`'s scope, each kept byte for byte (they
-/// may be signed), and `more` pointing at lrsgate. `None` when the LRS's answer is not a
-/// statement list.
-fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> String) -> Option<Vec<u8>> {
+/// may be signed), and `more` pointing at lrsgate; with the `sha2` of every attachment those
+/// statements carry. `None` when the LRS's answer is not a statement list.
+fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> String) -> Option<(Vec<u8>, Vec<String>)> {
     let list: StatementList<'_> = serde_json::from_slice(body).ok()?;
     let more = match list.more.as_deref() {
         None | Some("") => String::new(),
@@ -74,12 +112,16 @@ fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> Stri
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(b"{\"statements\":[");
     let mut first = true;
+    let mut hashes = Vec::new();
     for raw in list.statements {
         let in_scope = match parse_body(raw.get().as_bytes()) {
             Ok(statements) => statements.len() == 1 && policy::statements::returned_in_scope(grant, &statements[0]),
             Err(_) => false,
         };
         if in_scope {
+            if let Ok(refs) = serde_json::from_str::<AttachmentRefs<'_>>(raw.get()) {
+                hashes.extend(refs.attachments.into_iter().map(|a| a.sha2.into_owned()));
+            }
             if !first {
                 out.push(b',');
             }
@@ -93,7 +135,7 @@ fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> Stri
     out.extend_from_slice(more.as_bytes());
     out.push(b'"');
     out.push(b'}');
-    Some(out)
+    Some((out, hashes))
 }
 
 /// Whether a single statement the LRS returned (JSON, or multipart with attachments) is
@@ -173,6 +215,46 @@ mod tests {
         ] {
             assert_eq!(list(body.into()), Err(Denial::UpstreamInvalid), "{body}");
         }
+    }
+
+    #[test]
+    fn multipart_lists_keep_only_the_attachments_of_statements_shown() {
+        let with_attachment = |s: &str, sha2: &str| {
+            s.replacen(
+                '{',
+                &format!(r#"{{"attachments":[{{"usageType":"https://u","display":{{}},"contentType":"text/plain","length":1,"sha2":"{sha2}"}}],"#),
+                1,
+            )
+        };
+        let own = with_attachment(OWN, "aaa");
+        let other = with_attachment(&OWN.replace("mailto:l@x.org", "mailto:other@x.org"), "bbb");
+        let part = |hash: &str, content: &str| {
+            format!("--b1\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {hash}\r\n\r\n{content}\r\n")
+        };
+        let body = format!(
+            "--b1\r\nContent-Type: application/json\r\n\r\n{{\"statements\":[{own},{other}],\"more\":\"\"}}\r\n{}{}--b1--\r\n",
+            part("aaa", "mine"),
+            part("bbb", "secret of someone else")
+        );
+        let got =
+            judge_statement_read(&grant(), ReadKind::List, "multipart/mixed; boundary=b1", body.into_bytes(), &|m| {
+                m.into()
+            })
+            .unwrap();
+        let got = String::from_utf8(got).unwrap();
+        let want = format!(
+            "--b1\r\nContent-Type: application/json\r\n\r\n{{\"statements\":[{own}],\"more\":\"\"}}\r\n{}--b1--\r\n",
+            part("aaa", "mine")
+        );
+        assert_eq!(got, want);
+        let broken = judge_statement_read(
+            &grant(),
+            ReadKind::List,
+            "multipart/mixed; boundary=b1",
+            b"--b1\r\n".to_vec(),
+            &|m| m.into(),
+        );
+        assert_eq!(broken, Err(Denial::UpstreamInvalid));
     }
 
     #[test]

@@ -48,13 +48,29 @@ pub fn boundary(content_type: &str) -> Option<&str> {
     })
 }
 
+/// One part of a multipart body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part<'a> {
+    /// The header block as sent (lines separated by CRLF, without the blank line).
+    pub headers: &'a str,
+    /// `X-Experience-API-Hash` of an attachment part.
+    pub hash: Option<&'a str>,
+    pub content: &'a [u8],
+}
+
 /// Check the framing and the attachment headers; return the first part's body (the statements).
 pub fn statement_part<'a>(body: &'a [u8], boundary: &str) -> Result<&'a [u8], MultipartError> {
+    Ok(parts(body, boundary)?[0].content)
+}
+
+/// Split a statement multipart body into its parts: the statements (`application/json`) first,
+/// then attachments, each with a hash and binary transfer encoding. Strict framing: no preamble,
+/// a close delimiter, nothing but an epilogue after it.
+pub fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, MultipartError> {
     let delimiter = format!("--{boundary}");
     let mut rest = body.strip_prefix(delimiter.as_bytes()).ok_or(MultipartError::Malformed)?;
     let next_delimiter = format!("\r\n--{boundary}");
-    let mut first = None;
-    let mut index = 0;
+    let mut parts = Vec::new();
     loop {
         rest = rest.strip_prefix(b"\r\n").ok_or(MultipartError::Malformed)?;
         let head_end = find(rest, b"\r\n\r\n").ok_or(MultipartError::Malformed)?;
@@ -71,30 +87,52 @@ pub fn statement_part<'a>(body: &'a [u8], boundary: &str) -> Result<&'a [u8], Mu
         if headers.split("\r\n").any(|line| !line.contains(':')) {
             return Err(MultipartError::Malformed);
         }
-        if index == 0 {
+        let index = parts.len();
+        let hash = if index == 0 {
             let media = header("Content-Type").unwrap_or("").split(';').next().unwrap_or("").trim();
             if !media.eq_ignore_ascii_case("application/json") {
                 return Err(MultipartError::FirstPartNotJson);
             }
-            first = Some(part);
+            None
         } else {
-            if header("X-Experience-API-Hash").is_none_or(str::is_empty) {
+            let hash = header("X-Experience-API-Hash").filter(|h| !h.is_empty());
+            if hash.is_none() {
                 return Err(MultipartError::MissingHash(index));
             }
             if !header("Content-Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("binary")) {
                 return Err(MultipartError::NotBinary(index));
             }
-        }
-        index += 1;
+            hash
+        };
+        parts.push(Part { headers, hash, content: part });
         rest = &content[end + next_delimiter.len()..];
         if let Some(after) = rest.strip_prefix(b"--") {
             // Only white space or an epilogue after CRLF may follow the close delimiter.
             if !(after.is_empty() || after.starts_with(b"\r\n")) {
                 return Err(MultipartError::Malformed);
             }
-            return first.ok_or(MultipartError::Malformed);
+            return Ok(parts);
         }
     }
+}
+
+/// Build a multipart body from parts (the inverse of [`parts`], byte for byte for what it keeps).
+pub fn assemble(boundary: &str, parts: &[Part<'_>]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(parts.iter().map(|p| p.headers.len() + p.content.len() + boundary.len() + 10).sum());
+    for part in parts {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part.headers.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(part.content);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -135,6 +173,10 @@ mod tests {
             ),
         ]);
         assert_eq!(statement_part(&b, "xyz"), Ok(STATEMENT.as_bytes()));
+        let parts = parts(&b, "xyz").unwrap();
+        assert_eq!(parts[1].hash, Some("abc"));
+        assert_eq!(parts[1].content, b"hello\r\n--not-the-boundary");
+        assert_eq!(assemble("xyz", &parts), b, "reassembled byte for byte");
     }
 
     #[test]
