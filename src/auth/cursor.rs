@@ -25,6 +25,8 @@ pub struct CursorKey([u8; 32]);
 pub enum CursorError {
     /// Not lrsgate's format, or a MAC that does not match (forged, edited, another tenant).
     Invalid,
+    /// Sealed for another token.
+    OtherToken,
 }
 
 /// An opened cursor.
@@ -59,6 +61,16 @@ impl CursorKey {
         mac.update(&payload);
         let tag = mac.finalize().into_bytes();
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Open a cursor for the token `jti`: the LRS's `more` path, if the cursor was sealed with
+    /// this key for that token.
+    pub fn open_for(&self, cursor: &str, jti: &str) -> Result<String, CursorError> {
+        let opened = self.open(cursor)?;
+        if opened.jti != jti {
+            return Err(CursorError::OtherToken);
+        }
+        Ok(opened.more)
     }
 
     /// Open a cursor sealed with this key.
@@ -101,6 +113,8 @@ mod tests {
             Ok(Cursor { jti: "jti-1".into(), more: "/xapi/statements?more=abc&x=%2F".into() })
         );
         assert_eq!(other.open(&cursor), Err(CursorError::Invalid), "another tenant's key");
+        assert_eq!(key.open_for(&cursor, "jti-1").as_deref(), Ok("/xapi/statements?more=abc&x=%2F"));
+        assert_eq!(key.open_for(&cursor, "jti-2"), Err(CursorError::OtherToken), "another token");
         let (payload, tag) = cursor.split_once('.').unwrap();
         let mut edited = URL_SAFE_NO_PAD.decode(payload).unwrap();
         *edited.last_mut().unwrap() ^= 1;

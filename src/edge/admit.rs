@@ -10,6 +10,7 @@ use pingora::protocols::http::ServerSession;
 
 use super::context::EdgeCtx;
 use super::reads::ReadKind;
+use crate::auth::cursor::CursorError;
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded};
@@ -271,13 +272,14 @@ async fn judge(
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
             let path = session.req_header().uri.path();
             let sealed = path.split_once("statements/more/").map_or("", |(_, c)| c);
-            let cursor = tenant.keys.cursor.open(sealed).map_err(|_| Denial::MoreInvalid)?;
-            if ctx.token_id.as_deref() != Some(cursor.jti.as_str()) {
-                return Err(Denial::MoreOtherToken);
-            }
+            let jti = ctx.token_id.as_deref().unwrap_or_default();
+            let more = tenant.keys.cursor.open_for(sealed, jti).map_err(|e| match e {
+                CursorError::Invalid => Denial::MoreInvalid,
+                CursorError::OtherToken => Denial::MoreOtherToken,
+            })?;
             grant.usable_scope(policy::Direction::Read).map_err(Denial::Policy)?;
             judged.refuse_body(session)?;
-            ctx.upstream_more = Some(cursor.more);
+            ctx.upstream_more = Some(more);
             ctx.statement_read = Some((grant.clone(), ReadKind::List));
             Ok(Admission::FetchJudged)
         }

@@ -28,7 +28,7 @@ pub fn judge_statement_read(
         ReadKind::Single => Err(Denial::Policy(PolicyDenial::StatementNotFound)),
         ReadKind::List => match multipart_boundary(content_type) {
             Some(boundary) => filter_multipart_list(grant, &body, boundary, seal),
-            None => filter_statement_list(grant, &body, seal).map(|(list, _)| list),
+            None => filter_statement_list(grant, &body, seal, false).map(|(list, _)| list),
         }
         .ok_or(Denial::UpstreamInvalid),
     }
@@ -50,7 +50,7 @@ fn multipart_boundary(content_type: &str) -> Option<&str> {
 fn filter_multipart_list(grant: &Grant, body: &[u8], boundary: &str, seal: &dyn Fn(&str) -> String) -> Option<Vec<u8>> {
     let parts = multipart::parts(body, boundary).ok()?;
     let (first, attachments) = parts.split_first()?;
-    let (list, kept_hashes) = filter_statement_list(grant, first.content, seal)?;
+    let (list, kept_hashes) = filter_statement_list(grant, first.content, seal, true)?;
     let mut out = vec![multipart::Part { headers: first.headers, hash: None, content: &list }];
     out.extend(attachments.iter().filter(|p| p.hash.is_some_and(|h| kept_hashes.iter().any(|k| k == h))).cloned());
     Some(multipart::assemble(boundary, &out))
@@ -101,9 +101,14 @@ struct AttachmentRef<'a> {
 }
 
 /// A statement list with only the statements in `grant`'s scope, each kept byte for byte (they
-/// may be signed), and `more` pointing at lrsgate; with the `sha2` of every attachment those
-/// statements carry. `None` when the LRS's answer is not a statement list.
-fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> String) -> Option<(Vec<u8>, Vec<String>)> {
+/// may be signed), and `more` pointing at lrsgate; with `attachment_hashes`, also the `sha2` of
+/// every attachment those statements carry. `None` when the LRS's answer is not a statement list.
+fn filter_statement_list(
+    grant: &Grant,
+    body: &[u8],
+    seal: &dyn Fn(&str) -> String,
+    attachment_hashes: bool,
+) -> Option<(Vec<u8>, Vec<String>)> {
     let list: StatementList<'_> = serde_json::from_slice(body).ok()?;
     let more = match list.more.as_deref() {
         None | Some("") => String::new(),
@@ -119,8 +124,10 @@ fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> Stri
             Err(_) => false,
         };
         if in_scope {
-            if let Ok(refs) = serde_json::from_str::<AttachmentRefs<'_>>(raw.get()) {
-                hashes.extend(refs.attachments.into_iter().map(|a| a.sha2.into_owned()));
+            if attachment_hashes {
+                if let Ok(refs) = serde_json::from_str::<AttachmentRefs<'_>>(raw.get()) {
+                    hashes.extend(refs.attachments.into_iter().map(|a| a.sha2.into_owned()));
+                }
             }
             if !first {
                 out.push(b',');
@@ -141,14 +148,12 @@ fn filter_statement_list(grant: &Grant, body: &[u8], seal: &dyn Fn(&str) -> Stri
 /// Whether a single statement the LRS returned (JSON, or multipart with attachments) is
 /// within `grant`'s read scope. Anything lrsgate cannot read strictly counts as out of scope.
 fn returned_statement_in_scope(grant: &Grant, content_type: &str, body: &[u8]) -> bool {
-    let json = match multipart::boundary(content_type) {
-        Some(boundary) if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/") => {
-            match multipart::statement_part(body, boundary) {
-                Ok(part) => part,
-                Err(_) => return false,
-            }
-        }
-        _ => body,
+    let json = match multipart_boundary(content_type) {
+        Some(boundary) => match multipart::statement_part(body, boundary) {
+            Ok(part) => part,
+            Err(_) => return false,
+        },
+        None => body,
     };
     let is_object = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match parse_body(json) {

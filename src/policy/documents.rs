@@ -70,7 +70,7 @@ fn push(out: &mut String, pair: &str) {
 /// (without it the LRS deletes every document of the learner and activity, LaunchData included).
 pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     let scope = grant.usable_scope(access.direction())?;
-    let pinned = Grant::pins_registration(scope);
+    let pinned = scope.pins_registration();
     let mut out = String::with_capacity(256);
     let (mut has_activity, mut has_agent, mut has_registration) = (false, false, false);
     let mut state_id = None;

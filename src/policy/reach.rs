@@ -70,9 +70,4 @@ impl Grant {
             _ => id == self.activity_id,
         }
     }
-
-    /// Whether the scope pins the registration to the token's (it is forced onto queries).
-    pub fn pins_registration(scope: Scope) -> bool {
-        !matches!(scope, Scope::ActorActivityAllRegistrations | Scope::ActorCrossCourseCertification)
-    }
 }

@@ -42,6 +42,11 @@ impl Scope {
         }
     }
 
+    /// Whether this scope pins the registration to the token's (it is forced onto queries).
+    pub fn pins_registration(self) -> bool {
+        !matches!(self, Scope::ActorActivityAllRegistrations | Scope::ActorCrossCourseCertification)
+    }
+
     /// Whether this scope may be granted for writes (certification reads only).
     pub fn allows_writes(self) -> bool {
         self != Scope::ActorCrossCourseCertification

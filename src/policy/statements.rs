@@ -132,7 +132,7 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
     };
     let forced = Forced {
         agent: agent_json.to_string(),
-        registration: Grant::pins_registration(scope).then(|| grant.registration.hyphenated().to_string()),
+        registration: scope.pins_registration().then(|| grant.registration.hyphenated().to_string()),
         activity: match scope {
             Scope::ActorCourseRegistration | Scope::ActorCrossCourseCertification => None,
             _ => Some("activity"),
