@@ -59,6 +59,7 @@ fn grant() -> Grant {
         course: None,
         write: Scope::ActorActivityRegistration,
         read: Scope::ActorActivityRegistration,
+        launch_mode: None,
     }
 }
 

@@ -124,6 +124,8 @@ impl Denial {
                     TokenRequestError::PublisherId => "invalid_publisher_id",
                     TokenRequestError::CourseActivities => "invalid_course_activities",
                     TokenRequestError::ScopeNeeds(_) => "scope_incomplete",
+                    TokenRequestError::Delivery => "invalid_delivery",
+                    TokenRequestError::LaunchMode => "invalid_launch_mode",
                 },
             ),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
@@ -238,6 +240,12 @@ fn policy_parts(p: &PolicyDenial) -> (u16, &'static str) {
         PolicyDenial::ProfileWriteRefused => (403, "profile_write_refused"),
         PolicyDenial::NotOneStatementQuery => (400, "invalid_parameter"),
         PolicyDenial::StatementNotFound => (404, "statement_not_found"),
+        PolicyDenial::Cmi5NotInitialized => (403, "cmi5_not_initialized"),
+        PolicyDenial::Cmi5AfterTerminated => (403, "cmi5_after_terminated"),
+        PolicyDenial::Cmi5VerbRepeated => (403, "cmi5_verb_repeated"),
+        PolicyDenial::Cmi5PassedAndFailed => (403, "cmi5_passed_and_failed"),
+        PolicyDenial::Cmi5LaunchMode => (403, "cmi5_launch_mode"),
+        PolicyDenial::Cmi5VerbUnknown => (403, "cmi5_verb_unknown"),
     }
 }
 
@@ -270,6 +278,14 @@ fn policy_message(p: &PolicyDenial) -> String {
         PolicyDenial::ProfileWriteRefused => write!(s, "this profile document may not be written with a session token"),
         PolicyDenial::NotOneStatementQuery => write!(s, "statementId cannot be combined with list filters"),
         PolicyDenial::StatementNotFound => write!(s, "no such statement"),
+        PolicyDenial::Cmi5NotInitialized => write!(s, "the session's first statement must be the cmi5 initialized"),
+        PolicyDenial::Cmi5AfterTerminated => write!(s, "the session has sent terminated; nothing may follow it"),
+        PolicyDenial::Cmi5VerbRepeated => write!(s, "this cmi5-defined verb was already sent in this session"),
+        PolicyDenial::Cmi5PassedAndFailed => write!(s, "a session cannot both pass and fail"),
+        PolicyDenial::Cmi5LaunchMode => {
+            write!(s, "in Browse and Review launch mode only initialized and terminated may be sent")
+        }
+        PolicyDenial::Cmi5VerbUnknown => write!(s, "the cmi5 category is only for the AU's cmi5 verbs"),
     };
     s
 }

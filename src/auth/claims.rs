@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::policy::{CourseActivities, CourseCatalog, Grant, Scope};
+use crate::policy::{CourseActivities, CourseCatalog, Grant, LaunchMode, Scope};
 use crate::xapi::agent::{parse_actor, parse_agent, Actor};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
 
@@ -32,6 +32,10 @@ pub struct SessionClaims {
     /// The course's AU activity ids, as the LMS listed them, for the course scope.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub course_activities: Vec<String>,
+    /// A cmi5 launch's mode (`Normal`, `Browse`, `Review`): present only for cmi5 launches,
+    /// whose statements follow the cmi5 session rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_mode: Option<String>,
     pub jti: String,
     pub iat: u64,
     pub nbf: u64,
@@ -79,6 +83,10 @@ impl SessionClaims {
         if group.is_none() && (write == Scope::GroupActivityRegistration || read == Scope::GroupActivityRegistration) {
             return Err(BadPayload);
         }
+        let launch_mode = match &self.launch_mode {
+            None => None,
+            Some(mode) => Some(mode.parse::<LaunchMode>().map_err(|_| BadPayload)?),
+        };
         let course = if !self.course_activities.is_empty() {
             Some(Arc::new(CourseActivities::new(self.course_activities.iter().cloned())))
         } else {
@@ -94,6 +102,7 @@ impl SessionClaims {
             course,
             write,
             read,
+            launch_mode,
         })
     }
 }

@@ -1,10 +1,12 @@
-//! Tokens and credentials: session claims, tenant keys, verification, issuance, LMS API keys.
+//! Tokens and credentials: session claims, tenant keys, verification, issuance, LMS API keys,
+//! and session state (fetch codes, cmi5 progress, session ends).
 
 pub mod apikey;
 pub mod claims;
 pub mod cursor;
 pub mod issue;
 pub mod keys;
+pub mod sessions;
 pub mod verify;
 
 #[cfg(test)]

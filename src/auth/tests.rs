@@ -32,6 +32,7 @@ fn claims() -> SessionClaims {
         session_id: "s1".into(),
         publisher_id: None,
         course_activities: Vec::new(),
+        launch_mode: None,
         jti: "j1".into(),
         iat: now,
         nbf: now,

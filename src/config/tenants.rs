@@ -8,6 +8,8 @@ use serde::Deserialize;
 use super::{read_toml, ConfigError};
 use crate::auth::apikey::{self, KeyHash};
 use crate::auth::keys::MIN_HS256_SECRET_BYTES;
+use crate::auth::sessions::SessionLimits;
+use crate::edge::cors::{parse_origin, AllowedOrigins, CorsPolicy};
 use crate::policy::{CourseActivities, CourseCatalog, TenantRules};
 use crate::xapi::{course_structure, iri::is_absolute_iri};
 
@@ -23,8 +25,14 @@ pub struct TenantsFile {
 pub struct TenantEntry {
     pub id: String,
     pub hosts: Vec<String>,
+    /// The edge's origin as content sees it (`https://lrs.example`): fetch URLs are built on it.
+    pub public_origin: Option<String>,
     #[serde(default)]
     pub policy: PolicyEntry,
+    #[serde(default)]
+    pub sessions: SessionsEntry,
+    #[serde(default)]
+    pub cors: CorsEntry,
     /// Course structures for the course scope.
     #[serde(default)]
     pub course: Vec<CourseEntry>,
@@ -47,6 +55,7 @@ pub struct PolicyEntry {
     pub require_session_id: Option<bool>,
     pub learner_preferences_writes: Option<bool>,
     pub activity_profile_writes: Option<bool>,
+    pub cmi5_session_rules: Option<bool>,
 }
 
 /// One course: a cmi5 course structure file (`cmi5.xml`), or its activity ids listed.
@@ -82,6 +91,24 @@ pub struct SigningEntry {
 pub struct TokensEntry {
     pub default_ttl_seconds: Option<u64>,
     pub max_ttl_seconds: Option<u64>,
+}
+
+/// Session lifetime and the cmi5 fetch URL (defaults in `SessionLimits`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsEntry {
+    pub max_seconds: Option<u64>,
+    pub terminated_grace_seconds: Option<u64>,
+    pub fetch_ttl_seconds: Option<u64>,
+}
+
+/// Browser origins allowed to call the edge (default: none).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsEntry {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub max_age_seconds: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +147,10 @@ pub struct TenantSpec {
     pub max_body_bytes: Option<usize>,
     pub rules: TenantRules,
     pub courses: CourseCatalog,
+    /// `scheme://host[:port]`, normalised; `None`: no cmi5 delivery for this tenant.
+    pub public_origin: Option<String>,
+    pub sessions: SessionLimits,
+    pub cors: CorsPolicy,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -183,6 +214,7 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         require_session_id: e.policy.require_session_id.unwrap_or(defaults.require_session_id),
         learner_preferences_writes: e.policy.learner_preferences_writes.unwrap_or(defaults.learner_preferences_writes),
         activity_profile_writes: e.policy.activity_profile_writes.unwrap_or(defaults.activity_profile_writes),
+        cmi5_session_rules: e.policy.cmi5_session_rules.unwrap_or(defaults.cmi5_session_rules),
     };
     let mut courses = CourseCatalog::new();
     for (n, course) in e.course.into_iter().enumerate() {
@@ -258,6 +290,14 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     if e.max_body_bytes == Some(0) {
         return Err(err("max_body_bytes", "must be greater than 0".into()));
     }
+    let public_origin = match &e.public_origin {
+        None => None,
+        Some(text) => Some(parse_origin(text).ok_or_else(|| {
+            err("public_origin", format!("\"{text}\" is not an origin (http(s)://host[:port], no path)"))
+        })?),
+    };
+    let sessions = session_limits(&e.sessions).map_err(|(key, msg)| err(&format!("sessions.{key}"), msg))?;
+    let cors = cors_policy(&e.cors).map_err(|(key, msg)| err(&format!("cors.{key}"), msg))?;
     Ok(TenantSpec {
         id: e.id,
         hosts,
@@ -271,7 +311,64 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         max_body_bytes: e.max_body_bytes,
         rules,
         courses,
+        public_origin,
+        sessions,
+        cors,
     })
+}
+
+/// The longest session a tenant may configure: a week.
+const MAX_SESSION_SECONDS: u64 = 7 * 24 * 3600;
+
+fn session_limits(e: &SessionsEntry) -> Result<SessionLimits, (&'static str, String)> {
+    let defaults = SessionLimits::default();
+    let limits = SessionLimits {
+        max_seconds: e.max_seconds.unwrap_or(defaults.max_seconds),
+        terminated_grace_seconds: e.terminated_grace_seconds.unwrap_or(defaults.terminated_grace_seconds),
+        fetch_ttl_seconds: e.fetch_ttl_seconds.unwrap_or(defaults.fetch_ttl_seconds),
+    };
+    if limits.max_seconds == 0 || limits.max_seconds > MAX_SESSION_SECONDS {
+        return Err(("max_seconds", format!("must be between 1 and {MAX_SESSION_SECONDS}")));
+    }
+    if limits.terminated_grace_seconds > limits.max_seconds {
+        return Err(("terminated_grace_seconds", "must not exceed max_seconds".into()));
+    }
+    if limits.fetch_ttl_seconds == 0 || limits.fetch_ttl_seconds > limits.max_seconds {
+        return Err(("fetch_ttl_seconds", "must be between 1 and max_seconds".into()));
+    }
+    Ok(limits)
+}
+
+/// The longest preflight cache a tenant may configure (browsers cap it lower anyway).
+const MAX_CORS_MAX_AGE: u32 = 86_400;
+
+fn cors_policy(e: &CorsEntry) -> Result<CorsPolicy, (&'static str, String)> {
+    let origins = match e.allowed_origins.as_slice() {
+        [] => AllowedOrigins::None,
+        [star] if star == "*" => AllowedOrigins::Any,
+        list => {
+            let mut origins = Vec::with_capacity(list.len());
+            for text in list {
+                let origin = parse_origin(text).ok_or_else(|| {
+                    let why = if text == "*" {
+                        "\"*\" must stand alone"
+                    } else {
+                        "not an origin (http(s)://host[:port], no path)"
+                    };
+                    ("allowed_origins", format!("\"{text}\": {why}"))
+                })?;
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+            AllowedOrigins::List(origins)
+        }
+    };
+    let max_age_seconds = e.max_age_seconds.unwrap_or(CorsPolicy::default().max_age_seconds);
+    if max_age_seconds > MAX_CORS_MAX_AGE {
+        return Err(("max_age_seconds", format!("must be at most {MAX_CORS_MAX_AGE}")));
+    }
+    Ok(CorsPolicy { origins, max_age_seconds })
 }
 
 /// A course's id and activity ids, from its structure file or as listed.
@@ -364,6 +461,12 @@ mod tests {
         let bad_course = tenant("a", "h") + "[[tenant.course]]\nid = 'https://c'\n";
         let missing_structure = tenant("a", "h") + "[[tenant.course]]\nstructure = 'no/such/cmi5.xml'\n";
         let host_with_port = tenant("a", "h:8080");
+        let bad_origin = tenant("a", "h").replace("hosts = ['h']", "hosts = ['h']\npublic_origin = 'https://h/xapi'");
+        let star_in_list = tenant("a", "h") + "[tenant.cors]\nallowed_origins = ['*', 'https://c.example']\n";
+        let null_origin = tenant("a", "h") + "[tenant.cors]\nallowed_origins = ['null']\n";
+        let long_grace = tenant("a", "h") + "[tenant.sessions]\nmax_seconds = 60\nterminated_grace_seconds = 61\n";
+        let zero_fetch_ttl = tenant("a", "h") + "[tenant.sessions]\nfetch_ttl_seconds = 0\n";
+        let unknown_session_key = tenant("a", "h") + "[tenant.sessions]\nidle_seconds = 5\n";
         let table = [
             ("short_secret", short, "tenant[0].signing.secret"),
             ("unset_env", unset, "tenant[0].upstream.password"),
@@ -378,6 +481,12 @@ mod tests {
             ("course_without_activities", bad_course, "tenant[0].course[0]"),
             ("course_structure_missing", missing_structure, "tenant[0].course[0]"),
             ("host_with_port", host_with_port, "tenant[0].hosts"),
+            ("public_origin_with_path", bad_origin, "tenant[0].public_origin"),
+            ("star_not_alone", star_in_list, "tenant[0].cors.allowed_origins"),
+            ("null_origin", null_origin, "tenant[0].cors.allowed_origins"),
+            ("grace_longer_than_session", long_grace, "tenant[0].sessions.terminated_grace_seconds"),
+            ("zero_fetch_ttl", zero_fetch_ttl, "tenant[0].sessions.fetch_ttl_seconds"),
+            ("unknown_sessions_key", unknown_session_key, "tenant[0].sessions.idle_seconds"),
         ];
         for (rule, text, key) in table {
             assert_eq!(key_of(&text).as_deref(), Some(key), "{rule}");
@@ -395,6 +504,28 @@ mod tests {
         let course = &spec.courses["https://c/1"];
         assert!(course.contains("https://c/1/au/1") && course.contains("https://c/1"));
         assert_eq!(load_text(&tenant("a", "h")).unwrap()[0].rules, TenantRules::default());
+    }
+
+    #[test]
+    fn sessions_cors_and_public_origin() {
+        let spec = &load_text(&tenant("a", "h")).unwrap()[0];
+        assert_eq!(
+            (spec.sessions, spec.cors.clone(), spec.public_origin.clone()),
+            (SessionLimits::default(), CorsPolicy::default(), None)
+        );
+        let text = tenant("a", "h").replace("hosts = ['h']", "hosts = ['h']\npublic_origin = 'HTTPS://LRS.Example/'")
+            + "[tenant.sessions]\nmax_seconds = 7200\nterminated_grace_seconds = 5\nfetch_ttl_seconds = 30\n\
+               [tenant.cors]\nallowed_origins = ['https://Content.example', 'https://content.example']\nmax_age_seconds = 60\n";
+        let spec = &load_text(&text).unwrap()[0];
+        assert_eq!(spec.public_origin.as_deref(), Some("https://lrs.example"));
+        assert_eq!(
+            spec.sessions,
+            SessionLimits { max_seconds: 7200, terminated_grace_seconds: 5, fetch_ttl_seconds: 30 }
+        );
+        assert_eq!(spec.cors.origins, AllowedOrigins::List(vec!["https://content.example".into()]));
+        assert_eq!(spec.cors.max_age_seconds, 60);
+        let any = tenant("a", "h") + "[tenant.cors]\nallowed_origins = ['*']\n";
+        assert_eq!(load_text(&any).unwrap()[0].cors.origins, AllowedOrigins::Any);
     }
 
     #[test]

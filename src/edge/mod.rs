@@ -8,6 +8,7 @@
 
 pub mod admit;
 pub mod context;
+pub mod cors;
 pub mod reads;
 
 use async_trait::async_trait;

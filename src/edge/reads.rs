@@ -181,6 +181,7 @@ mod tests {
             course: None,
             write: Scope::ActorActivityRegistration,
             read: Scope::ActorActivityRegistration,
+            launch_mode: None,
         }
     }
 

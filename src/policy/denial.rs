@@ -43,6 +43,18 @@ pub enum PolicyDenial {
     NotOneStatementQuery,
     /// A returned statement outside the scope, answered as not found.
     StatementNotFound,
+    /// cmi5 session rules (`policy::session`): a statement before the session's `initialized`.
+    Cmi5NotInitialized,
+    /// A statement after the session's `terminated`.
+    Cmi5AfterTerminated,
+    /// A cmi5-defined verb the session already sent.
+    Cmi5VerbRepeated,
+    /// `passed` and `failed` in one session.
+    Cmi5PassedAndFailed,
+    /// A cmi5-defined statement the launch mode (Browse, Review) does not allow.
+    Cmi5LaunchMode,
+    /// The cmi5 category on a verb that is not one of the AU's cmi5 verbs.
+    Cmi5VerbUnknown,
 }
 
 /// A refusal of one statement in a write, with its position in the batch.

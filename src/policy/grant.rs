@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::course::CourseActivities;
 use super::scope::Scope;
+use super::session::LaunchMode;
 use crate::xapi::agent::Ifi;
 
 /// The policy's view of a session token: who, where, and how far reads and writes reach.
@@ -26,6 +27,9 @@ pub struct Grant {
     pub course: Option<Arc<CourseActivities>>,
     pub write: Scope,
     pub read: Scope,
+    /// A cmi5 launch (the LMS asked for cmi5 delivery or named a launch mode): its statements
+    /// follow the cmi5 session rules. `None`: plain xAPI content, no session rules.
+    pub launch_mode: Option<LaunchMode>,
 }
 
 /// The grant the policy's table tests share: learner-1 at `https://lms.example`, the given
@@ -42,6 +46,7 @@ pub(crate) fn test_grant(activity_id: &str) -> Grant {
         course: None,
         write: Scope::ActorActivityRegistration,
         read: Scope::ActorActivityRegistration,
+        launch_mode: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod grant;
 pub mod reach;
 pub mod rules;
 pub mod scope;
+pub mod session;
 pub mod statements;
 
 pub use course::{CourseActivities, CourseCatalog};
@@ -16,3 +17,4 @@ pub use grant::Grant;
 pub use reach::Direction;
 pub use rules::TenantRules;
 pub use scope::Scope;
+pub use session::{LaunchMode, Progress};

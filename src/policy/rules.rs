@@ -18,6 +18,10 @@ pub struct TenantRules {
     /// Activity Profile writes within the write scope (the document is shared by every learner
     /// of the activity). Default `false`.
     pub activity_profile_writes: bool,
+    /// cmi5 session rules for cmi5 launches (`policy::session`): nothing before `initialized`,
+    /// nothing after `terminated`, no cmi5-defined verb twice, never both `passed` and
+    /// `failed`, launch mode respected. Default `true`.
+    pub cmi5_session_rules: bool,
 }
 
 impl Default for TenantRules {
@@ -28,6 +32,7 @@ impl Default for TenantRules {
             require_session_id: true,
             learner_preferences_writes: false,
             activity_profile_writes: false,
+            cmi5_session_rules: true,
         }
     }
 }

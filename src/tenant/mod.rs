@@ -14,8 +14,10 @@ use pingora::lb::HealthRegistry;
 
 use crate::auth::apikey::KeyHash;
 use crate::auth::keys::TenantKeys;
+use crate::auth::sessions::SessionLimits;
 use crate::config::server::ServerConfig;
 use crate::config::tenants::TenantSpec;
+use crate::edge::cors::CorsPolicy;
 use crate::policy::{CourseCatalog, TenantRules};
 use crate::upstream::UpstreamPool;
 
@@ -31,6 +33,10 @@ pub struct Tenant {
     pub rules: TenantRules,
     /// Registered course structures, by course id, for the course scope.
     pub courses: CourseCatalog,
+    /// The edge's public origin, for fetch URLs; `None`: no cmi5 delivery.
+    pub public_origin: Option<String>,
+    pub sessions: SessionLimits,
+    pub cors: CorsPolicy,
 }
 
 /// Host name → tenant, for one config generation.
@@ -76,6 +82,9 @@ impl TenantTable {
                 max_body_bytes: spec.max_body_bytes.unwrap_or(server.max_body_bytes),
                 rules: spec.rules,
                 courses: spec.courses,
+                public_origin: spec.public_origin,
+                sessions: spec.sessions,
+                cors: spec.cors,
                 id: spec.id,
             });
             for host in spec.hosts {

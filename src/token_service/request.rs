@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::claims::{Permissions, SessionClaims};
-use crate::policy::{CourseCatalog, Scope};
+use crate::policy::{CourseCatalog, LaunchMode, Scope};
 use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
 use crate::xapi::strict_json::{self, JsonError};
@@ -35,6 +35,12 @@ struct TokenRequestBody {
     /// The course's AU activity ids, for the course scope.
     #[serde(default)]
     course_activities: Option<Vec<String>>,
+    /// `"cmi5"`: deliver the token through a one-time fetch URL (cmi5 §8.2) instead of the reply.
+    #[serde(default)]
+    delivery: Option<String>,
+    /// The cmi5 launch mode (`Normal`, `Browse`, `Review`); makes the token a cmi5 launch.
+    #[serde(default)]
+    launch_mode: Option<String>,
 }
 
 /// The most activity ids a token request may list (they ride in the token).
@@ -62,6 +68,8 @@ pub enum TokenRequestError {
     CourseActivities,
     /// A scope that needs a field the request lacks (`group`, or the course's activities).
     ScopeNeeds(&'static str),
+    Delivery,
+    LaunchMode,
 }
 
 impl fmt::Display for TokenRequestError {
@@ -85,6 +93,8 @@ impl fmt::Display for TokenRequestError {
                 write!(f, "course_activities must be 1 to {MAX_COURSE_ACTIVITIES} absolute IRIs")
             }
             TokenRequestError::ScopeNeeds(what) => write!(f, "the requested scope needs {what}"),
+            TokenRequestError::Delivery => f.write_str("delivery must be \"cmi5\" (a fetch URL) or absent (the token)"),
+            TokenRequestError::LaunchMode => f.write_str("launch_mode must be Normal, Browse or Review"),
         }
     }
 }
@@ -104,6 +114,11 @@ pub struct TokenRequest {
     pub session_id: Option<String>,
     pub publisher_id: Option<String>,
     pub course_activities: Vec<String>,
+    /// The token is delivered through a one-time cmi5 fetch URL.
+    pub cmi5_delivery: bool,
+    /// A cmi5 launch (Normal when cmi5 delivery is asked without a mode): the cmi5 session
+    /// rules apply to its statements.
+    pub launch_mode: Option<LaunchMode>,
 }
 
 impl TokenRequest {
@@ -156,6 +171,15 @@ impl TokenRequest {
         if course_activities.len() > MAX_COURSE_ACTIVITIES || course_activities.iter().any(|a| !is_absolute_iri(a)) {
             return Err(TokenRequestError::CourseActivities);
         }
+        let cmi5_delivery = match raw.delivery.as_deref() {
+            None => false,
+            Some("cmi5") => true,
+            Some(_) => return Err(TokenRequestError::Delivery),
+        };
+        let launch_mode = match raw.launch_mode.as_deref() {
+            None => cmi5_delivery.then_some(LaunchMode::Normal),
+            Some(mode) => Some(mode.parse::<LaunchMode>().map_err(|_| TokenRequestError::LaunchMode)?),
+        };
         let uses = |scope| write == scope || read == scope;
         if uses(Scope::GroupActivityRegistration) && group.is_none() {
             return Err(TokenRequestError::ScopeNeeds("a group"));
@@ -179,6 +203,8 @@ impl TokenRequest {
             session_id: raw.session_id,
             publisher_id: raw.publisher_id,
             course_activities,
+            cmi5_delivery,
+            launch_mode,
         })
     }
 
@@ -198,6 +224,7 @@ impl TokenRequest {
             session_id: self.session_id.clone().unwrap_or_else(|| Uuid::new_v4().hyphenated().to_string()),
             publisher_id: self.publisher_id.clone(),
             course_activities: self.course_activities.clone(),
+            launch_mode: self.launch_mode.map(|m| m.as_str().to_owned()),
             jti: Uuid::new_v4().hyphenated().to_string(),
             iat: now,
             nbf: now,
@@ -372,6 +399,18 @@ mod tests {
                 Ok(()),
             ),
             ("zero_ttl_is_refused", with("ttl_seconds", json!(0)), Err(|e| *e == TokenRequestError::Ttl)),
+            ("cmi5_delivery_is_valid", with("delivery", json!("cmi5")), Ok(())),
+            (
+                "unknown_delivery_is_refused",
+                with("delivery", json!("email")),
+                Err(|e| *e == TokenRequestError::Delivery),
+            ),
+            ("launch_mode_is_valid", with("launch_mode", json!("Browse")), Ok(())),
+            (
+                "launch_mode_is_case_exact",
+                with("launch_mode", json!("browse")),
+                Err(|e| *e == TokenRequestError::LaunchMode),
+            ),
         ];
         for (rule, body, want) in table {
             match (parse(body), want) {
@@ -380,6 +419,21 @@ mod tests {
                 (got, _) => panic!("{rule}: got {:?}", got.map(|_| ())),
             }
         }
+    }
+
+    #[test]
+    fn cmi5_delivery_makes_a_cmi5_launch() {
+        let req = parse(with("delivery", json!("cmi5"))).unwrap();
+        assert!(req.cmi5_delivery);
+        assert_eq!(req.launch_mode, Some(LaunchMode::Normal));
+        let claims = req.claims("acme", "lrsgate", 1000, 3600, 7200);
+        assert_eq!(claims.launch_mode.as_deref(), Some("Normal"));
+        assert_eq!(claims.grant(&CourseCatalog::new()).unwrap().launch_mode, Some(LaunchMode::Normal));
+        let plain = parse(base()).unwrap();
+        assert_eq!((plain.cmi5_delivery, plain.launch_mode), (false, None));
+        assert_eq!(plain.claims("acme", "lrsgate", 1000, 3600, 7200).launch_mode, None);
+        let review = parse(with("launch_mode", json!("Review"))).unwrap();
+        assert_eq!((review.cmi5_delivery, review.launch_mode), (false, Some(LaunchMode::Review)));
     }
 
     #[test]
