@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::auth::sessions::{EndReason, FetchRefusal};
 use crate::auth::verify::TokenError;
 use crate::http_io::BodyReadError;
 use crate::policy::{PolicyDenial, WriteDenial};
@@ -35,6 +36,18 @@ pub enum Denial {
     /// A `more` continuation issued to another token.
     MoreOtherToken,
     Token(TokenError),
+    /// The token's session has ended (terminated + grace, the LMS's end, a revocation).
+    SessionEnded(EndReason),
+    /// A browser request from an `Origin` the tenant does not allow.
+    CorsOriginRefused,
+    /// A preflight asking for a method or header that is not allowed.
+    CorsPreflightRefused,
+    /// A cmi5 fetch URL that gave no token: answered 200 with the cmi5 error body (§8.2.3).
+    Fetch(FetchRefusal),
+    /// cmi5 delivery asked of a tenant without a public origin for fetch URLs.
+    DeliveryUnavailable,
+    /// The session store could not record what was asked (a shared store's outage).
+    StoreUnavailable,
     ApiKeyMissing,
     ApiKeyInvalid,
     Policy(PolicyDenial),
@@ -92,6 +105,14 @@ impl Denial {
                     TokenError::BadPayload => "token_bad_payload",
                 },
             ),
+            Denial::SessionEnded(_) => (401, "session_ended"),
+            Denial::CorsOriginRefused => (403, "cors_origin_refused"),
+            Denial::CorsPreflightRefused => (403, "cors_preflight_refused"),
+            Denial::Fetch(FetchRefusal::UsedOrExpired) => (200, "fetch_used_or_expired"),
+            Denial::Fetch(FetchRefusal::Invalid) => (200, "fetch_invalid"),
+            Denial::Fetch(FetchRefusal::Internal) => (200, "fetch_internal_error"),
+            Denial::DeliveryUnavailable => (400, "delivery_unavailable"),
+            Denial::StoreUnavailable => (503, "session_store_unavailable"),
             Denial::ApiKeyMissing => (401, "api_key_missing"),
             Denial::ApiKeyInvalid => (401, "api_key_invalid"),
             Denial::Policy(p) | Denial::Write(WriteDenial { denial: p, .. }) => policy_parts(p),
@@ -126,6 +147,7 @@ impl Denial {
                     TokenRequestError::ScopeNeeds(_) => "scope_incomplete",
                     TokenRequestError::Delivery => "invalid_delivery",
                     TokenRequestError::LaunchMode => "invalid_launch_mode",
+                    TokenRequestError::EndReason => "invalid_reason",
                 },
             ),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
@@ -179,6 +201,25 @@ impl Denial {
                 TokenError::WrongIssuer => "the token was issued by someone else".into(),
                 TokenError::BadPayload => "the token's claims are not a valid session".into(),
             },
+            Denial::SessionEnded(reason) => match reason {
+                EndReason::Terminated => {
+                    "the session has ended: the AU sent terminated and the grace period is over".into()
+                }
+                EndReason::Abandoned => "the session has ended: the LMS abandoned it".into(),
+                EndReason::Ended => "the session has ended: the LMS ended it".into(),
+                EndReason::Revoked => "the session has been revoked".into(),
+            },
+            Denial::CorsOriginRefused => "requests from this origin are not allowed for this tenant".into(),
+            Denial::CorsPreflightRefused => "the preflight asks for a method or header that is not allowed".into(),
+            Denial::Fetch(refusal) => match refusal {
+                FetchRefusal::UsedOrExpired => "this fetch URL was already used, or has expired".into(),
+                FetchRefusal::Invalid => "this is not a valid fetch URL".into(),
+                FetchRefusal::Internal => "the auth-token could not be made".into(),
+            },
+            Denial::DeliveryUnavailable => {
+                "cmi5 delivery needs the tenant's public_origin (the edge's address content uses)".into()
+            }
+            Denial::StoreUnavailable => "session state could not be recorded; try again".into(),
             Denial::ApiKeyMissing => "an LMS API key is required (Authorization: Bearer <key>)".into(),
             Denial::ApiKeyInvalid => "the LMS API key is not valid for this tenant".into(),
             Denial::Policy(p) => policy_message(p),
@@ -200,8 +241,14 @@ impl Denial {
         }
     }
 
-    /// The JSON error body: `{"error", "message"}`, plus `statement_index` for batch refusals.
+    /// The JSON error body: `{"error", "message"}`, plus `statement_index` for batch refusals;
+    /// for a fetch URL the body cmi5 defines, `{"error-code", "error-text"}` (§8.2.3).
     pub fn body(&self) -> Vec<u8> {
+        if let Denial::Fetch(refusal) = self {
+            return json!({ "error-code": refusal.error_code(), "error-text": self.message() })
+                .to_string()
+                .into_bytes();
+        }
         let (_, code) = self.status_and_code();
         let mut value = json!({ "error": code, "message": self.message() });
         let index = match self {
@@ -302,6 +349,7 @@ mod tests {
             Denial::Policy(PolicyDenial::ActorMismatch),
             Denial::Write(WriteDenial { index: 3, denial: PolicyDenial::ActivityMismatch }),
             Denial::BodyTooLarge { limit: 10 },
+            Denial::SessionEnded(EndReason::Abandoned),
         ];
         for d in samples {
             let v: Value = serde_json::from_slice(&d.body()).unwrap();
@@ -313,5 +361,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["statement_index"], 3);
+    }
+
+    #[test]
+    fn fetch_refusals_are_200_with_the_cmi5_body() {
+        for (refusal, code) in
+            [(FetchRefusal::UsedOrExpired, "1"), (FetchRefusal::Invalid, "2"), (FetchRefusal::Internal, "3")]
+        {
+            let d = Denial::Fetch(refusal);
+            assert_eq!(d.status_and_code().0, 200);
+            let v: Value = serde_json::from_slice(&d.body()).unwrap();
+            assert_eq!(v["error-code"], code);
+            assert!(v["error-text"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(v.get("auth-token").is_none());
+        }
     }
 }

@@ -88,14 +88,32 @@ pub fn json_header(status: u16, body_len: usize) -> Box<ResponseHeader> {
     Box::new(h)
 }
 
-/// Write `denial` as our JSON error. The connection is closed afterwards when the request body
-/// was not read, so a refused upload is never drained.
-pub async fn write_denial(session: &mut ServerSession, denial: &Denial, body_unread: bool) -> pingora::Result<()> {
+/// Write `denial` as our JSON error, its header finished by `finish_header` (CORS). The
+/// connection is closed afterwards when the request body was not read, so a refused upload is
+/// never drained.
+pub async fn write_denial(
+    session: &mut ServerSession,
+    denial: &Denial,
+    body_unread: bool,
+    finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
+) -> pingora::Result<()> {
+    let (status, _) = denial.status_and_code();
+    write_json(session, status, denial.body(), body_unread, finish_header).await
+}
+
+/// Write one of our own JSON answers. `body_unread`: close the connection afterwards.
+pub async fn write_json(
+    session: &mut ServerSession,
+    status: u16,
+    body: Vec<u8>,
+    body_unread: bool,
+    finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
+) -> pingora::Result<()> {
     if body_unread {
         session.set_keepalive(None);
     }
-    let (status, _) = denial.status_and_code();
-    let body = denial.body();
-    session.write_response_header(json_header(status, body.len())).await?;
+    let mut header = json_header(status, body.len());
+    finish_header(&mut header);
+    session.write_response_header(header).await?;
     session.write_response_body(Bytes::from(body), true).await
 }

@@ -4,7 +4,9 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+use prometheus::{
+    register_int_counter, register_int_counter_vec, register_int_gauge, IntCounter, IntCounterVec, IntGauge,
+};
 
 // The `expect`s below run once at first use; they fail only if a metric name were registered
 // twice, which the unique names in this file rule out.
@@ -55,8 +57,29 @@ pub static LARGE_BODY_FORWARDS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// cmi5 fetch URLs by outcome (`issued`, `redeemed`; refusals are in `lrsgate_denials_total`).
+pub static FETCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_cmi5_fetch_total", "cmi5 fetch URLs issued and redeemed", &["outcome"])
+        .expect("metric registered once")
+});
+
+/// Sessions ended, by reason (`terminated`, `abandoned`, `ended`, `revoked`).
+pub static SESSIONS_ENDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_sessions_ended_total", "Sessions ended, by reason", &["reason"])
+        .expect("metric registered once")
+});
+
+/// Sessions whose state this process holds (set by the session sweeper).
+pub static SESSIONS_TRACKED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("lrsgate_sessions_tracked", "Sessions whose state this process holds")
+        .expect("metric registered once")
+});
+
 /// Touch every metric so `/metrics` lists them (at zero) from the start.
 pub fn init() {
+    LazyLock::force(&FETCHES);
+    LazyLock::force(&SESSIONS_ENDED);
+    LazyLock::force(&SESSIONS_TRACKED);
     LazyLock::force(&EDGE_REQUESTS);
     LazyLock::force(&DENIALS);
     LazyLock::force(&TOKENS_ISSUED);

@@ -1,5 +1,6 @@
 //! Builds the one Pingora `Server`: the edge, the token service, `/metrics`, and the background
-//! services (tenant file source, LRS health checks). `main.rs` only parses the command line.
+//! services (tenant file source, LRS health checks, session sweeper). `main.rs` only parses the
+//! command line.
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::auth::sessions::{MemorySessions, SessionStore};
+use crate::auth::sweeper::SessionSweeper;
 use crate::config::server::ServerConfig;
 use crate::edge::Edge;
 use crate::metrics;
@@ -54,16 +57,20 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
     server.bootstrap();
     let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
     let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let started_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // File mode keeps session state in this process (a shared store comes with Postgres mode).
+    let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::new(started_at));
 
     let mut edge = http_proxy_service_with_name(
         &server.configuration,
-        Edge::new(store.clone(), learner_salt.clone(), cfg.body_read_timeout),
+        Edge::new(store.clone(), sessions.clone(), learner_salt.clone(), cfg.body_read_timeout),
         "lrsgate edge",
     );
     edge.add_tcp(&cfg.edge_listen.to_string());
 
     let token_app = TokenService {
         store: store.clone(),
+        sessions: sessions.clone(),
         max_request_bytes: cfg.token_request_max_bytes,
         body_read_timeout: cfg.body_read_timeout,
         learner_salt,
@@ -85,5 +92,6 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
     server.add_service(prometheus);
     server.add_service(background_service("lrsgate tenant file source", source));
     server.add_service(background_service("lrsgate LRS health checks", health_service));
+    server.add_service(background_service("lrsgate session sweeper", SessionSweeper { sessions }));
     server
 }

@@ -7,6 +7,7 @@ pub mod cursor;
 pub mod issue;
 pub mod keys;
 pub mod sessions;
+pub mod sweeper;
 pub mod verify;
 
 #[cfg(test)]

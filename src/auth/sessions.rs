@@ -150,12 +150,15 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The LRS stored the statements at `now`. A `terminated` among them starts the grace period.
-    pub fn commit(mut self, now: u64) {
+    /// The LRS stored the statements at `now`. A `terminated` among them starts the grace
+    /// period; whether there was one is returned.
+    pub fn commit(mut self, now: u64) -> bool {
         self.settled = true;
-        if self.added & Progress::TERMINATED.bits() != 0 {
+        let terminated = self.added & Progress::TERMINATED.bits() != 0;
+        if terminated {
             self.record.terminated_at.store(now.max(1), Ordering::Release);
         }
+        terminated
     }
 }
 

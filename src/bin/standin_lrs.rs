@@ -10,8 +10,11 @@
 //! included) except those opened to inspect the stand-in.
 //!
 //! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]
-//! [--max-statements N]` (`--no-record` keeps no request log and, unless `--max-statements` says
-//! otherwise, no statements: for load tests)
+//! [--max-statements N] [--cors]` (`--no-record` keeps no request log and, unless `--max-statements`
+//! says otherwise, no statements: for load tests; `--cors` adds permissive CORS headers to every
+//! answer, as some LRSs do, so tests can prove lrsgate replaces them)
+//!
+//! Like an LRS, it answers 409 to a statement whose id it holds with other content.
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
 
 use std::collections::HashMap;
@@ -48,6 +51,8 @@ struct Lrs {
     record: bool,
     /// How many statements are kept for reads (later writes are answered, not stored).
     max_statements: usize,
+    /// Permissive CORS headers on every answer.
+    cors: bool,
     connections: AtomicU64,
     request_count: AtomicU64,
     state: Mutex<State>,
@@ -72,6 +77,7 @@ fn main() -> std::io::Result<()> {
     let mut credential = None;
     let mut record = true;
     let mut max_statements = None;
+    let mut cors = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -79,6 +85,7 @@ fn main() -> std::io::Result<()> {
             "--base" => base = args.next().expect("--base needs a path"),
             "--credential" => credential = Some(args.next().expect("--credential needs user:pass")),
             "--no-record" => record = false,
+            "--cors" => cors = true,
             "--max-statements" => {
                 max_statements =
                     Some(args.next().and_then(|n| n.parse().ok()).expect("--max-statements needs a number"))
@@ -94,6 +101,7 @@ fn main() -> std::io::Result<()> {
         expected_authorization: credential.map(|c| format!("Basic {}", STANDARD.encode(c))),
         record,
         max_statements: max_statements.unwrap_or(if record { usize::MAX } else { 0 }),
+        cors,
         connections: AtomicU64::new(0),
         request_count: AtomicU64::new(0),
         state: Mutex::new(State::default()),
@@ -129,10 +137,11 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
         first = false;
         let response = handle(&lrs, request);
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}{}\r\n",
             response.status,
             reason(response.status),
             response.body.len(),
+            if lrs.cors { "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n" } else { "" },
             if close { "Connection: close\r\n" } else { "" }
         )
         .into_bytes();
@@ -300,6 +309,14 @@ fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
     };
     let mut ids = Vec::with_capacity(list.len());
     let mut state = lrs.state.lock().expect("stand-in state lock");
+    // One conflicting statement refuses the batch, and nothing of it is stored.
+    let conflict = list.iter().any(|statement| {
+        let Some(id) = statement.get("id").and_then(Value::as_str).or(put_id) else { return false };
+        state.statements.iter().any(|held| held["id"].as_str() == Some(id) && !same_statement(held, statement))
+    });
+    if conflict {
+        return error(409, "stand-in LRS: a different statement with this id is stored");
+    }
     for mut statement in list {
         let id = match (statement.get("id").and_then(Value::as_str), put_id) {
             (Some(id), _) => id.to_owned(),
@@ -313,6 +330,15 @@ fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
         ids.push(id);
     }
     Response { status: 200, body: Value::from(ids).to_string().into_bytes() }
+}
+
+/// Whether a held statement and a sent one are the same (the held one has its `id` set).
+fn same_statement(held: &Value, sent: &Value) -> bool {
+    let mut sent = sent.clone();
+    if let (Some(obj), Some(id)) = (sent.as_object_mut(), held.get("id")) {
+        obj.insert("id".into(), id.clone());
+    }
+    *held == sent
 }
 
 fn query_statements(lrs: &Lrs, query: &str) -> Response {
@@ -435,6 +461,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        409 => "Conflict",
         _ => "Status",
     }
 }

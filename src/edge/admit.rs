@@ -4,20 +4,27 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderName, ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, HOST,
+    ORIGIN,
+};
 use http::Method;
 use pingora::protocols::http::ServerSession;
 
 use super::context::EdgeCtx;
+use super::cors::{CorsRefusal, FETCH_METHODS, XAPI_METHODS};
+use super::fetch::FETCH_PREFIX;
 use super::reads::ReadKind;
+use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
+use crate::auth::sessions::{FetchRefusal, SessionStore};
 use crate::auth::verify::{token_from_authorization, verify};
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded};
 use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
-use crate::policy::{self, Grant, PolicyDenial, TenantRules};
+use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::{Tenant, TenantStore};
 use crate::upstream::forward::NormalForm;
 use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
@@ -36,32 +43,58 @@ pub enum Admission {
     FetchJudged,
     /// Already answered (health check).
     Answered,
+    /// A CORS preflight, answered 204 with these headers.
+    Preflight(Vec<(HeaderName, String)>),
+    /// A POST on a cmi5 fetch URL with this code.
+    Fetch(String),
 }
 
 /// Pingora's request-body replay buffer (`BODY_BUF_LIMIT` in pingora-core 0.9, not configurable).
 pub const REPLAY_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Where the edge keeps what it needs beyond the tenant snapshot.
+pub struct EdgeState<'a> {
+    pub tenants: &'a TenantStore,
+    pub sessions: &'a dyn SessionStore,
+    /// Total time allowed for reading the client's body.
+    pub body_timeout: Duration,
+}
+
 /// Judge the request. On `Ok`, `ctx` holds the tenant, resource, forced query and body.
-pub async fn admit(
-    session: &mut ServerSession,
-    ctx: &mut EdgeCtx,
-    store: &TenantStore,
-    body_timeout: Duration,
-) -> Result<Admission, Denial> {
+pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeState<'_>) -> Result<Admission, Denial> {
     let req = session.req_header();
     let path = req.uri.path();
     if path == "/healthz" {
         return Ok(Admission::Answered);
     }
     let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
-    let tenant = store.load().resolve(host).ok_or(Denial::UnknownTenant)?.clone();
+    let tenant = state.tenants.load().resolve(host).ok_or(Denial::UnknownTenant)?.clone();
     ctx.tenant = Some(tenant.clone());
+    let fetch_code = path.strip_prefix(FETCH_PREFIX);
+    let origin = req.headers.get(ORIGIN).map(|v| v.as_bytes());
+    ctx.cors = match tenant.cors.judge(origin, tenant.public_origin.as_deref()) {
+        Ok(reply) => reply,
+        // A fetch URL answers in cmi5's shape even here: a security error.
+        Err(_) if fetch_code.is_some() => return Err(Denial::Fetch(FetchRefusal::Invalid)),
+        Err(_) => return Err(Denial::CorsOriginRefused),
+    };
+    let method = req.method.clone();
+    if let Some(code) = fetch_code {
+        return match method {
+            Method::POST => Ok(Admission::Fetch(code.to_owned())),
+            Method::OPTIONS => preflight(session, ctx, &tenant, FETCH_METHODS),
+            // cmi5 §8.2.1 (POST only) and best practice #3 (other methods get a 4xx).
+            _ => Err(Denial::MethodNotAllowed),
+        };
+    }
     let resource = route::resolve(path).map_err(|e| match e {
         RouteError::BadPath => Denial::BadPath,
         RouteError::Unknown => Denial::UnknownRoute,
     })?;
     ctx.resource = Some(resource);
-    let method = req.method.clone();
+    if method == Method::OPTIONS {
+        return preflight(session, ctx, &tenant, XAPI_METHODS);
+    }
     let raw_query = req.uri.query();
 
     if resource == Resource::About {
@@ -73,6 +106,7 @@ pub async fn admit(
         return Ok(Admission::Proxy);
     }
 
+    let body_timeout = state.body_timeout;
     let alternate = if method == Method::POST && query::mentions(raw_query, "method") {
         if !tenant.rules.alternate_syntax {
             return Err(Denial::AlternateSyntaxRefused);
@@ -91,10 +125,14 @@ pub async fn admit(
     }
     let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
     let (claims, grant) = verify(token, &tenant.id, &tenant.keys, &tenant.courses).map_err(Denial::Token)?;
-    ctx.token_id = Some(claims.jti);
+    if let Some(record) = state.sessions.lookup(&tenant.id, &claims.session_id) {
+        record.status(unix_now(), tenant.sessions.terminated_grace_seconds).map_err(Denial::SessionEnded)?;
+    }
 
     let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
-    let admission = judge(session, ctx, &grant, resource, &judged, &tenant).await;
+    ctx.token_id = Some(claims.jti.clone());
+    let token = TokenFacts { claims: &claims, sessions: state.sessions };
+    let admission = judge(session, ctx, (&grant, &token), resource, &judged, &tenant).await;
     ctx.learner = Some(grant.actor);
     if let Some(a) = judged.alternate {
         ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
@@ -154,6 +192,31 @@ impl Judged {
     }
 }
 
+/// The verified token's facts that judging needs beyond its grant.
+struct TokenFacts<'a> {
+    claims: &'a SessionClaims,
+    sessions: &'a dyn SessionStore,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) on a route that exists.
+/// Preflights carry no credential, so none is asked for. A plain `OPTIONS` is not allowed.
+fn preflight(session: &ServerSession, ctx: &EdgeCtx, tenant: &Tenant, methods: &[&str]) -> Result<Admission, Denial> {
+    let headers = &session.req_header().headers;
+    let (Some(_), Some(method)) = (headers.get(ORIGIN), headers.get(ACCESS_CONTROL_REQUEST_METHOD)) else {
+        return Err(Denial::MethodNotAllowed);
+    };
+    let asked = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).map(|v| v.as_bytes());
+    match tenant.cors.preflight(&ctx.cors, method.as_bytes(), asked, methods) {
+        Ok(allowed) => Ok(Admission::Preflight(allowed)),
+        Err(CorsRefusal::Origin | CorsRefusal::Preflight) => Err(Denial::CorsPreflightRefused),
+    }
+}
+
 fn to_method(m: AlternateMethod) -> Method {
     match m {
         AlternateMethod::Get => Method::GET,
@@ -182,7 +245,7 @@ async fn read_alternate(
 async fn judge(
     session: &mut ServerSession,
     ctx: &mut EdgeCtx,
-    grant: &Grant,
+    (grant, token): (&Grant, &TokenFacts<'_>),
     resource: Resource,
     judged: &Judged,
     tenant: &Tenant,
@@ -208,7 +271,7 @@ async fn judge(
         }
         (Resource::Statements, Method::POST) => {
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
-            let body = read_statements(session, ctx, (grant, rules), judged, None, max_body_bytes).await?;
+            let body = read_statements(session, ctx, (grant, token, tenant), judged, None).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, Method::PUT) => {
@@ -216,8 +279,7 @@ async fn judge(
             let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
             let statement_id = id.value.clone().into_owned();
             ctx.upstream_query = Some(id.raw.to_owned());
-            let body =
-                read_statements(session, ctx, (grant, rules), judged, Some(&statement_id), max_body_bytes).await?;
+            let body = read_statements(session, ctx, (grant, token, tenant), judged, Some(&statement_id)).await?;
             Ok(admission_for(session, body))
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
@@ -307,15 +369,17 @@ fn refuse_body(session: &ServerSession) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Read, parse and judge a statement write body. Returns the client's bytes, unchanged.
+/// Read, parse and judge a statement write body, and for a cmi5 launch reserve the session
+/// progress it makes (`ctx.reservation`, kept once the LRS stores it). Returns the client's
+/// bytes, unchanged.
 async fn read_statements(
     session: &mut ServerSession,
     ctx: &mut EdgeCtx,
-    (grant, rules): (&Grant, &TenantRules),
+    (grant, token, tenant): (&Grant, &TokenFacts<'_>, &Tenant),
     judged: &Judged,
     put_id: Option<&str>,
-    limit: usize,
 ) -> Result<Bytes, Denial> {
+    let (rules, limit) = (&tenant.rules, tenant.max_body_bytes);
     let content_type = judged.content_type(session);
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let boundary = match media_type.as_str() {
@@ -337,6 +401,13 @@ async fn read_statements(
         policy::statements::check_put_id(id, &statements, is_array).map_err(Denial::Policy)?;
     }
     policy::statements::check_write(grant, rules, &statements).map_err(Denial::Write)?;
+    if let (Some(mode), true) = (grant.launch_mode, rules.cmi5_session_rules) {
+        let claims = token.claims;
+        let record = token.sessions.track(&tenant.id, &claims.session_id, claims.iat, claims.exp);
+        let reservation =
+            record.reserve(|progress| policy::session::advance(progress, mode, &statements)).map_err(Denial::Write)?;
+        ctx.reservation = Some(reservation);
+    }
     ctx.validated_body = Some(body.clone());
     Ok(body)
 }

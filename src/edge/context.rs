@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cors::CorsReply;
+use crate::auth::sessions::Reservation;
 use crate::tenant::Tenant;
 use crate::upstream::forward::NormalForm;
 use crate::upstream::UpstreamNode;
@@ -35,6 +37,10 @@ pub struct EdgeCtx {
     pub normal_form: Option<NormalForm>,
     /// Failed connection attempts to LRS nodes for this request.
     pub connect_failures: usize,
-    /// Status relayed by the direct forwarder for large bodies.
+    /// The status the LRS answered with (on every forwarding path).
     pub forwarded_status: Option<u16>,
+    /// CORS headers every response to this request gets (own refusals included).
+    pub cors: CorsReply,
+    /// cmi5 progress a statement write reserved: committed if the LRS stores it, else given back.
+    pub reservation: Option<Reservation>,
 }

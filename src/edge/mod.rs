@@ -9,6 +9,7 @@
 pub mod admit;
 pub mod context;
 pub mod cors;
+pub mod fetch;
 pub mod reads;
 
 use async_trait::async_trait;
@@ -20,11 +21,12 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use self::admit::{admit, Admission};
+use self::admit::{admit, unix_now, Admission, EdgeState};
 pub use self::context::EdgeCtx;
 use self::reads::judge_statement_read;
+use crate::auth::sessions::SessionStore;
 use crate::denial::Denial;
-use crate::http_io::{has_body, json_header, write_denial};
+use crate::http_io::{has_body, json_header, write_denial, write_json};
 use crate::logfields::learner_hash;
 use crate::metrics;
 use crate::tenant::TenantStore;
@@ -33,6 +35,7 @@ use crate::upstream::forward::{fetch_judged, forward_buffered, rewrite_request, 
 /// The edge proxy.
 pub struct Edge {
     store: TenantStore,
+    sessions: std::sync::Arc<dyn SessionStore>,
     learner_salt: String,
     /// Pooled connections for bodies forwarded directly (over the replay buffer's size).
     connector: Connector,
@@ -41,15 +44,45 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn new(store: TenantStore, learner_salt: String, body_read_timeout: std::time::Duration) -> Self {
-        Edge { store, learner_salt, connector: Connector::new(None), body_read_timeout }
+    pub fn new(
+        store: TenantStore,
+        sessions: std::sync::Arc<dyn SessionStore>,
+        learner_salt: String,
+        body_read_timeout: std::time::Duration,
+    ) -> Self {
+        Edge { store, sessions, learner_salt, connector: Connector::new(None), body_read_timeout }
     }
 
     async fn refuse(&self, session: &mut Session, ctx: &mut EdgeCtx, denial: Denial) -> Result<bool> {
         let body_unread = has_body(session) && !session.is_body_done();
         ctx.refused = Some(denial.status_and_code());
-        write_denial(session, &denial, body_unread).await?;
+        let fetch = matches!(denial, Denial::Fetch(_));
+        write_denial(session, &denial, body_unread, &|h| {
+            ctx.cors.apply(h);
+            if fetch {
+                let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
+            }
+        })
+        .await?;
         Ok(true)
+    }
+
+    /// A cmi5 fetch URL: the auth-token once, otherwise cmi5's error body, always 200.
+    async fn serve_fetch(&self, session: &mut Session, ctx: &mut EdgeCtx, code: &str) -> Result<bool> {
+        let Some(tenant) = ctx.tenant.clone() else { return self.refuse(session, ctx, Denial::Internal).await };
+        match fetch::redeem(code, &tenant, self.sessions.as_ref(), unix_now()).await {
+            Ok(token) => {
+                metrics::FETCHES.with_label_values(&["redeemed"]).inc();
+                let body_unread = has_body(session) && !session.is_body_done();
+                write_json(session, 200, fetch::token_body(&token), body_unread, &|h| {
+                    ctx.cors.apply(h);
+                    let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
+                })
+                .await?;
+                Ok(true)
+            }
+            Err(denial) => self.refuse(session, ctx, denial).await,
+        }
     }
 }
 
@@ -62,8 +95,23 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
-        match admit(session, ctx, &self.store, self.body_read_timeout).await {
+        let state =
+            EdgeState { tenants: &self.store, sessions: self.sessions.as_ref(), body_timeout: self.body_read_timeout };
+        match admit(session, ctx, &state).await {
             Ok(Admission::Proxy) => Ok(false),
+            Ok(Admission::Fetch(code)) => self.serve_fetch(session, ctx, &code).await,
+            Ok(Admission::Preflight(allowed)) => {
+                let mut header = pingora::http::ResponseHeader::build(204, Some(allowed.len() + 2))?;
+                for (name, value) in allowed {
+                    header.insert_header(name, value)?;
+                }
+                header.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                if ctx.cors.vary {
+                    header.insert_header(http::header::VARY, "Origin")?;
+                }
+                session.write_response_header(Box::new(header), true).await?;
+                Ok(true)
+            }
             Ok(Admission::Answered) => {
                 let body = Bytes::from_static(br#"{"status":"ok"}"#);
                 session.write_response_header(json_header(200, body.len()), false).await?;
@@ -77,14 +125,15 @@ impl ProxyHttp for Edge {
                 };
                 let query = ctx.upstream_query.clone();
                 let normal_form = ctx.normal_form.clone();
+                let cors = ctx.cors.clone();
                 match forward_buffered(
                     &self.connector,
                     session,
                     &tenant.upstream,
-                    resource.upstream_suffix(),
-                    query.as_deref(),
+                    (resource.upstream_suffix(), query.as_deref()),
                     body,
                     normal_form.as_ref(),
+                    &|h| cors.apply(h),
                 )
                 .await
                 {
@@ -105,6 +154,7 @@ impl ProxyHttp for Edge {
                 let normal_form = ctx.normal_form.clone();
                 let jti = ctx.token_id.clone().unwrap_or_default();
                 let more = ctx.upstream_more.take();
+                let cors = ctx.cors.clone();
                 let judged = fetch_judged(
                     &self.connector,
                     session,
@@ -112,6 +162,7 @@ impl ProxyHttp for Edge {
                     more.as_deref().map_or(ReadTarget::Query(&query), ReadTarget::More),
                     tenant.max_body_bytes,
                     normal_form.as_ref(),
+                    &|h| cors.apply(h),
                     |resp, body| {
                         let content_type =
                             resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -201,9 +252,12 @@ impl ProxyHttp for Edge {
         &self,
         _session: &mut Session,
         upstream: &mut ResponseHeader,
-        _ctx: &mut EdgeCtx,
+        ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(upstream.status.as_u16())]).inc();
+        let status = upstream.status.as_u16();
+        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+        ctx.forwarded_status = Some(status);
+        ctx.cors.apply(upstream);
         Ok(())
     }
 
@@ -227,7 +281,7 @@ impl ProxyHttp for Edge {
         }
         ctx.refused = Some((status, code));
         if session.response_written().is_none() {
-            let _ = write_denial(session, &denial, true).await;
+            let _ = write_denial(session, &denial, true, &|h| ctx.cors.apply(h)).await;
         }
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }
@@ -240,6 +294,13 @@ impl ProxyHttp for Edge {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut EdgeCtx) {
+        // cmi5 progress counts once the LRS stored the statements; otherwise it is given back
+        // (the reservation's drop) so the AU can send them again.
+        if let Some(reservation) = ctx.reservation.take() {
+            if ctx.forwarded_status.is_some_and(|s| (200..300).contains(&s)) && reservation.commit(unix_now()) {
+                metrics::SESSIONS_ENDED.with_label_values(&["terminated"]).inc();
+            }
+        }
         let resource = ctx.resource.map_or("none", |r| r.label());
         let tenant = ctx.tenant.as_ref().map_or("-", |t| t.id.as_str());
         let learner = || ctx.learner.as_ref().map_or_else(|| "-".to_owned(), |l| learner_hash(&self.learner_salt, l));

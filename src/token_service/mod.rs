@@ -1,11 +1,15 @@
 //! The LMS-facing token service: `POST /auth/token` issues a session token for one learner,
-//! activity and registration. Tenant by Host; the LMS authenticates with its API key.
+//! activity and registration (in the reply, or through a one-time cmi5 fetch URL), and
+//! `POST /auth/sessions/end` ends a session. Tenant by Host; the LMS authenticates with its API
+//! key. Sends no CORS headers: browsers never call it.
 
 pub mod request;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Response};
 use log::{error, info};
@@ -13,21 +17,31 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use self::request::TokenRequest;
+use self::request::{EndRequest, TokenRequest};
+use crate::auth::sessions::{FetchCode, FetchTicket, SessionStore};
 use crate::auth::{apikey, issue};
 use crate::denial::Denial;
+use crate::edge::fetch::fetch_url;
 use crate::http_io::{has_body, read_bounded};
 use crate::metrics;
-use crate::tenant::TenantStore;
+use crate::tenant::{Tenant, TenantStore};
 
 /// The token service application.
 pub struct TokenService {
     pub store: TenantStore,
+    pub sessions: Arc<dyn SessionStore>,
     /// Largest accepted token request body.
     pub max_request_bytes: usize,
     /// Total time allowed for reading a token request body.
     pub body_read_timeout: std::time::Duration,
     pub learner_salt: String,
+}
+
+/// What the LMS asks for.
+#[derive(Clone, Copy)]
+enum Route {
+    IssueToken,
+    EndSession,
 }
 
 #[async_trait]
@@ -38,7 +52,7 @@ impl ServeHttp for TokenService {
             Err(denial) => {
                 let (status, code) = denial.status_and_code();
                 metrics::DENIALS.with_label_values(&["token", code]).inc();
-                info!("token request refused: reason={code} status={status}");
+                info!("token service refused: reason={code} status={status}");
                 if has_body(session) && !session.is_body_done() {
                     session.set_keepalive(None);
                 }
@@ -51,12 +65,13 @@ impl ServeHttp for TokenService {
 impl TokenService {
     async fn handle(&self, session: &mut ServerSession) -> Result<Response<Vec<u8>>, Denial> {
         let req = session.req_header();
-        match (req.uri.path(), &req.method) {
+        let route = match (req.uri.path(), &req.method) {
             ("/healthz", &Method::GET) => return Ok(json_response(200, br#"{"status":"ok"}"#.to_vec())),
-            ("/auth/token", &Method::POST) => {}
-            ("/auth/token", _) => return Err(Denial::MethodNotAllowed),
+            ("/auth/token", &Method::POST) => Route::IssueToken,
+            ("/auth/sessions/end", &Method::POST) => Route::EndSession,
+            ("/auth/token" | "/auth/sessions/end", _) => return Err(Denial::MethodNotAllowed),
             _ => return Err(Denial::UnknownRoute),
-        }
+        };
         let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let table = self.store.load();
         let tenant = table.resolve(host).ok_or(Denial::UnknownTenant)?.clone();
@@ -81,29 +96,80 @@ impl TokenService {
         let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;
-        let request = TokenRequest::parse(&body, &tenant.courses).map_err(Denial::TokenRequest)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let claims =
-            request.claims(&tenant.id, &tenant.keys.issuer, now, tenant.default_ttl_seconds, tenant.max_ttl_seconds);
-        let token = issue::sign(&claims, &tenant.keys).map_err(|e| {
-            error!("signing failed for tenant {}: {e}", tenant.id);
-            Denial::Internal
-        })?;
-        metrics::TOKENS_ISSUED.inc();
-        info!(
-            "token issued: tenant={} learner={} session={} ttl={}",
-            tenant.id,
-            crate::logfields::learner_hash(&self.learner_salt, &request.actor),
-            claims.session_id,
-            claims.exp - claims.iat
-        );
-        let body = json!({
-            "token": token,
+        match route {
+            Route::IssueToken => self.issue(&tenant, &body, now).await,
+            Route::EndSession => self.end_session(&tenant, &body, now).await,
+        }
+    }
+
+    /// `POST /auth/token`: the token in the reply, or with `"delivery": "cmi5"` a fetch URL
+    /// that hands it to the AU once. A cmi5-delivered token lives for the tenant's maximum
+    /// session length; its session ends earlier by `terminated`, the LMS or a revocation.
+    async fn issue(&self, tenant: &Tenant, body: &Bytes, now: u64) -> Result<Response<Vec<u8>>, Denial> {
+        let request = TokenRequest::parse(body, &tenant.courses).map_err(Denial::TokenRequest)?;
+        let (default_ttl, max_ttl) = if request.cmi5_delivery {
+            (tenant.sessions.max_seconds, tenant.sessions.max_seconds)
+        } else {
+            (tenant.default_ttl_seconds, tenant.max_ttl_seconds)
+        };
+        let claims = request.claims(&tenant.id, &tenant.keys.issuer, now, default_ttl, max_ttl);
+        let learner = crate::logfields::learner_hash(&self.learner_salt, &request.actor);
+        let mut reply = json!({
             "expires_at": rfc3339(claims.exp),
             "expires_in": claims.exp - now,
             "session_id": claims.session_id,
         });
-        Ok(json_response(200, body.to_string().into_bytes()))
+        if request.cmi5_delivery {
+            let origin = tenant.public_origin.as_deref().ok_or(Denial::DeliveryUnavailable)?;
+            let code = FetchCode::generate();
+            let unused_until = now + tenant.sessions.fetch_ttl_seconds;
+            reply["fetch_url"] = json!(fetch_url(origin, &code));
+            reply["fetch_expires_at"] = json!(rfc3339(unused_until));
+            let keep_until = claims.exp;
+            let ticket = FetchTicket::new(tenant.id.clone(), claims, unused_until);
+            self.sessions.put_fetch(&code, ticket, keep_until).await.map_err(|e| {
+                error!("storing a fetch code failed for tenant {}: {}", tenant.id, e.0);
+                Denial::StoreUnavailable
+            })?;
+            metrics::FETCHES.with_label_values(&["issued"]).inc();
+        } else {
+            let token = issue::sign(&claims, &tenant.keys).map_err(|e| {
+                error!("signing failed for tenant {}: {e}", tenant.id);
+                Denial::Internal
+            })?;
+            reply["token"] = json!(token);
+        }
+        metrics::TOKENS_ISSUED.inc();
+        info!(
+            "token issued: tenant={} learner={learner} session={} ttl={} delivery={}",
+            tenant.id,
+            reply["session_id"].as_str().unwrap_or_default(),
+            reply["expires_in"],
+            if request.cmi5_delivery { "cmi5" } else { "reply" },
+        );
+        Ok(json_response(200, reply.to_string().into_bytes()))
+    }
+
+    /// `POST /auth/sessions/end`: every token of the session is refused from now on
+    /// (401 `session_ended`), and an unused fetch URL no longer gives a token.
+    async fn end_session(&self, tenant: &Tenant, body: &Bytes, now: u64) -> Result<Response<Vec<u8>>, Denial> {
+        let request = EndRequest::parse(body).map_err(Denial::TokenRequest)?;
+        // Kept as long as any token of the session can still be presented.
+        let keep_until = now + tenant.sessions.max_seconds.max(tenant.max_ttl_seconds);
+        self.sessions.end(&tenant.id, &request.session_id, request.reason, keep_until).await.map_err(|e| {
+            error!("ending a session failed for tenant {}: {}", tenant.id, e.0);
+            Denial::StoreUnavailable
+        })?;
+        metrics::SESSIONS_ENDED.with_label_values(&[request.reason.as_str()]).inc();
+        info!(
+            "session ended by the LMS: tenant={} session={} reason={}",
+            tenant.id,
+            request.session_id,
+            request.reason.as_str()
+        );
+        let reply = json!({ "session_id": request.session_id, "ended": request.reason.as_str() });
+        Ok(json_response(200, reply.to_string().into_bytes()))
     }
 }
 

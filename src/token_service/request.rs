@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::claims::{Permissions, SessionClaims};
+use crate::auth::sessions::EndReason;
 use crate::policy::{CourseCatalog, LaunchMode, Scope};
 use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
@@ -70,6 +71,8 @@ pub enum TokenRequestError {
     ScopeNeeds(&'static str),
     Delivery,
     LaunchMode,
+    /// A session end with a reason other than `abandoned`, `ended` or `revoked`.
+    EndReason,
 }
 
 impl fmt::Display for TokenRequestError {
@@ -95,6 +98,7 @@ impl fmt::Display for TokenRequestError {
             TokenRequestError::ScopeNeeds(what) => write!(f, "the requested scope needs {what}"),
             TokenRequestError::Delivery => f.write_str("delivery must be \"cmi5\" (a fetch URL) or absent (the token)"),
             TokenRequestError::LaunchMode => f.write_str("launch_mode must be Normal, Browse or Review"),
+            TokenRequestError::EndReason => f.write_str("reason must be abandoned, ended or revoked"),
         }
     }
 }
@@ -159,10 +163,8 @@ impl TokenRequest {
         if raw.ttl_seconds == Some(0) {
             return Err(TokenRequestError::Ttl);
         }
-        if let Some(id) = &raw.session_id {
-            if id.is_empty() || id.len() > MAX_SESSION_ID_BYTES || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(TokenRequestError::SessionId);
-            }
+        if raw.session_id.as_deref().is_some_and(|id| !valid_session_id(id)) {
+            return Err(TokenRequestError::SessionId);
         }
         if raw.publisher_id.as_deref().is_some_and(|p| !is_absolute_iri(p)) {
             return Err(TokenRequestError::PublisherId);
@@ -233,6 +235,38 @@ impl TokenRequest {
             aud: tenant_id.to_owned(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndRequestBody {
+    session_id: String,
+    reason: String,
+}
+
+/// The LMS ends a session (`POST /auth/sessions/end`): abandoned (cmi5 §9.3.6), ended, or
+/// revoked. Every token of that session is refused from then on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndRequest {
+    pub session_id: String,
+    pub reason: EndReason,
+}
+
+impl EndRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, TokenRequestError> {
+        let value = strict_json::parse(body).map_err(TokenRequestError::Json)?;
+        let raw: EndRequestBody = serde_json::from_value(value).map_err(|e| TokenRequestError::Shape(e.to_string()))?;
+        if !valid_session_id(&raw.session_id) {
+            return Err(TokenRequestError::SessionId);
+        }
+        let reason = EndReason::from_lms(&raw.reason).ok_or(TokenRequestError::EndReason)?;
+        Ok(EndRequest { session_id: raw.session_id, reason })
+    }
+}
+
+/// 1 to `MAX_SESSION_ID_BYTES` bytes of printable ASCII.
+fn valid_session_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_SESSION_ID_BYTES && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -434,6 +468,23 @@ mod tests {
         assert_eq!(plain.claims("acme", "lrsgate", 1000, 3600, 7200).launch_mode, None);
         let review = parse(with("launch_mode", json!("Review"))).unwrap();
         assert_eq!((review.cmi5_delivery, review.launch_mode), (false, Some(LaunchMode::Review)));
+    }
+
+    #[test]
+    fn end_request_rules() {
+        let parse = |v: Value| EndRequest::parse(v.to_string().as_bytes());
+        assert_eq!(
+            parse(json!({"session_id": "s-1", "reason": "abandoned"})),
+            Ok(EndRequest { session_id: "s-1".into(), reason: EndReason::Abandoned })
+        );
+        assert_eq!(parse(json!({"session_id": "s-1", "reason": "revoked"})).map(|r| r.reason), Ok(EndReason::Revoked));
+        assert_eq!(parse(json!({"session_id": "s-1", "reason": "terminated"})), Err(TokenRequestError::EndReason));
+        assert_eq!(parse(json!({"session_id": "", "reason": "ended"})), Err(TokenRequestError::SessionId));
+        assert!(matches!(parse(json!({"session_id": "s-1"})), Err(TokenRequestError::Shape(_))));
+        assert!(matches!(
+            parse(json!({"session_id": "s-1", "reason": "ended", "all": true})),
+            Err(TokenRequestError::Shape(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http::header::{
 };
 use log::warn;
 use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 
 use super::{UpstreamNode, UpstreamPool};
@@ -91,16 +91,17 @@ pub enum Forwarded {
     Aborted(u16),
 }
 
-/// Send a validated request with `body` to one of `pool`'s nodes and relay the answer.
-/// Only connection failures (nothing sent yet) move on to another node.
+/// Send a validated request with `body` to one of `pool`'s nodes (`target`: the judged
+/// resource suffix and query) and relay the answer, its header finished by `finish_header`
+/// (CORS). Only connection failures (nothing sent yet) move on to another node.
 pub async fn forward_buffered(
     connector: &Connector,
     session: &mut ServerSession,
     pool: &UpstreamPool,
-    resource_suffix: &str,
-    query: Option<&str>,
+    (resource_suffix, query): (&str, Option<&str>),
     body: Bytes,
     normal_form: Option<&NormalForm>,
+    finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
     let (mut http, peer, node) = connect(connector, pool).await?;
@@ -134,6 +135,7 @@ pub async fn forward_buffered(
     metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
     resp.remove_header(&CONNECTION);
     resp.remove_header("keep-alive");
+    finish_header(&mut resp);
     if session.write_response_header(Box::new(resp)).await.is_err() {
         return Ok(Forwarded::Aborted(status));
     }
@@ -194,6 +196,8 @@ pub enum ReadTarget<'a> {
 /// Fetch statements for the client (always a GET upstream, also for a client's HEAD), read
 /// the whole answer (at most `limit` bytes), and pass a 200's body through `judge`, which
 /// returns what the client may see or a refusal. Any other status is relayed as the LRS sent it.
+/// The relayed header is finished by `finish_header` (CORS).
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch_judged(
     connector: &Connector,
     session: &mut ServerSession,
@@ -201,7 +205,8 @@ pub async fn fetch_judged(
     target: ReadTarget<'_>,
     limit: usize,
     normal_form: Option<&NormalForm>,
-    judge: impl Fn(&pingora::http::ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
+    finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
+    judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
     let (mut http, peer, node) = connect(connector, pool).await?;
     let mut req = session.req_header().clone();
@@ -253,6 +258,7 @@ pub async fn fetch_judged(
     }
     resp.remove_header("keep-alive");
     resp.insert_header(CONTENT_LENGTH, body.len().to_string()).map_err(|_| Denial::Internal)?;
+    finish_header(&mut resp);
     let head = session.req_header().method == http::Method::HEAD;
     if session.write_response_header(Box::new(resp)).await.is_ok() && !head {
         let _ = session.write_response_body(Bytes::from(body), true).await;

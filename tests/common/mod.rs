@@ -43,8 +43,14 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn start() -> StandIn {
+        StandIn::start_with(&[])
+    }
+
+    /// A stand-in with extra arguments (`--cors`).
+    pub fn start_with(extra: &[&str]) -> StandIn {
         let mut child = Command::new(env!("CARGO_BIN_EXE_standin-lrs"))
             .args(["--listen", "127.0.0.1:0", "--credential", &format!("{LRS_USER}:{LRS_PASSWORD}")])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -80,6 +86,12 @@ impl StandIn {
                 body: STANDARD.decode(r["body_base64"].as_str().unwrap()).unwrap(),
             })
             .collect()
+    }
+
+    /// Send a request straight to the LRS with its own credential (as the LMS does).
+    pub fn direct(&self, req: Req) -> Resp {
+        let credential = STANDARD.encode(format!("{LRS_USER}:{LRS_PASSWORD}"));
+        send(self.port, &req.header("Authorization", &format!("Basic {credential}")))
     }
 
     pub fn last_request(&self) -> Recorded {
@@ -130,6 +142,8 @@ pub struct GateOptions {
     pub extra_env: Vec<(String, String)>,
     /// TOML appended to tenant `acme` (`[tenant.policy]`, `[[tenant.course]]`, …).
     pub acme_extra: String,
+    /// Top-level keys of tenant `acme` (`public_origin = …`), placed before its tables.
+    pub acme_keys: String,
     /// Files written beside the tenants file (name, content), such as course structures.
     pub files: Vec<(String, String)>,
 }
@@ -141,8 +155,15 @@ impl GateOptions {
             max_body_bytes: 2 * 1024 * 1024,
             extra_env: Vec::new(),
             acme_extra: String::new(),
+            acme_keys: String::new(),
             files: Vec::new(),
         }
+    }
+
+    pub fn acme_key(mut self, toml: &str) -> Self {
+        self.acme_keys.push_str(toml);
+        self.acme_keys.push('\n');
+        self
     }
 
     pub fn acme(mut self, toml: &str) -> Self {
@@ -163,11 +184,12 @@ pub fn api_key_hash(key: &str) -> String {
 }
 
 pub fn tenants_toml(nodes: &[u16], max_body_bytes: usize) -> String {
-    tenants_toml_with(nodes, max_body_bytes, "")
+    tenants_toml_with(nodes, max_body_bytes, "", "")
 }
 
-/// The test tenants, with `acme_extra` appended to tenant `acme`.
-pub fn tenants_toml_with(nodes: &[u16], max_body_bytes: usize, acme_extra: &str) -> String {
+/// The test tenants, with `acme_keys` among tenant `acme`'s top-level keys and `acme_extra`
+/// appended to it.
+pub fn tenants_toml_with(nodes: &[u16], max_body_bytes: usize, acme_keys: &str, acme_extra: &str) -> String {
     let node_list: Vec<String> = nodes.iter().map(|p| format!("\"http://127.0.0.1:{p}/xapi\"")).collect();
     format!(
         r#"
@@ -175,6 +197,7 @@ pub fn tenants_toml_with(nodes: &[u16], max_body_bytes: usize, acme_extra: &str)
 id = "acme"
 hosts = ["acme.test", "localhost"]
 max_body_bytes = {max_body_bytes}
+{acme_keys}
 [tenant.upstream]
 nodes = [{nodes}]
 username = "{LRS_USER}"
@@ -239,7 +262,7 @@ graceful_shutdown_timeout_seconds = 1
         }
         std::fs::write(
             dir.path().join("tenants.toml"),
-            tenants_toml_with(&opts.nodes, opts.max_body_bytes, &opts.acme_extra),
+            tenants_toml_with(&opts.nodes, opts.max_body_bytes, &opts.acme_keys, &opts.acme_extra),
         )
         .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
@@ -437,6 +460,10 @@ impl Req {
     }
     pub fn bearer(self, token: &str) -> Req {
         self.header("Authorization", &format!("Bearer {token}"))
+    }
+    /// The cmi5 way: `Basic <auth-token>`, the token exactly as fetched.
+    pub fn basic(self, token: &str) -> Req {
+        self.header("Authorization", &format!("Basic {token}"))
     }
     pub fn xapi_json(self) -> Req {
         self.header("Content-Type", "application/json").header("X-Experience-API-Version", "1.0.3")

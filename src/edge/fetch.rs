@@ -1,0 +1,39 @@
+//! The cmi5 fetch URL (cmi5 §8.2): the AU POSTs it once and gets its auth-token.
+//!
+//! The URL is `<public origin>/cmi5/fetch/<code>`, the code 256 random bits that the session
+//! store keeps (hashed) until it is redeemed or expires. Every answer is HTTP 200 JSON: the
+//! first redemption `{"auth-token": …}`, anything else the cmi5 error body (`Denial::Fetch`).
+//! The auth-token is the session token itself, exactly what the edge accepts after `Basic `.
+
+use crate::auth::issue;
+use crate::auth::sessions::{FetchCode, FetchRefusal, SessionStore};
+use crate::denial::Denial;
+use crate::tenant::Tenant;
+
+/// The edge path fetch URLs live under.
+pub const FETCH_PREFIX: &str = "/cmi5/fetch/";
+
+/// The fetch URL of `code` on the tenant's public origin.
+pub fn fetch_url(public_origin: &str, code: &FetchCode) -> String {
+    format!("{public_origin}{FETCH_PREFIX}{}", code.as_str())
+}
+
+/// Redeem `code` for `tenant` at `now` (Unix seconds): the signed session token, once.
+pub async fn redeem(code: &str, tenant: &Tenant, sessions: &dyn SessionStore, now: u64) -> Result<String, Denial> {
+    let claims = sessions.redeem_fetch(code, &tenant.id, now).await.map_err(Denial::Fetch)?;
+    // The LMS may have ended the session before the AU fetched its token.
+    if let Some(record) = sessions.lookup(&tenant.id, &claims.session_id) {
+        if record.status(now, tenant.sessions.terminated_grace_seconds).is_err() {
+            return Err(Denial::Fetch(FetchRefusal::UsedOrExpired));
+        }
+    }
+    issue::sign(&claims, &tenant.keys).map_err(|e| {
+        log::error!("signing a fetched token failed for tenant {}: {e}", tenant.id);
+        Denial::Fetch(FetchRefusal::Internal)
+    })
+}
+
+/// The success body: `{"auth-token": "<token>"}`.
+pub fn token_body(token: &str) -> Vec<u8> {
+    serde_json::json!({ "auth-token": token }).to_string().into_bytes()
+}
