@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Every check and test lrsgate has: format, lints, unit and integration tests (the real binary
-# against recording stand-in LRS processes), and the README quickstart. Installs what it needs.
+# against recording stand-in LRS processes), interop with a real Ralph LRS, a real cmi5 AU in
+# headless Chromium, and the README quickstart. Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/deps.sh
 lrsgate_install_deps
+lrsgate_install_test_deps
 
 echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"; cargo test --locked
+echo "== interop: a real Ralph LRS"; cargo test --locked --test interop_ralph -- --ignored
+echo "== end to end: a real cmi5 AU in headless Chromium"; (cd tests/e2e && node --test --test-concurrency=1 .)
 echo "== quickstart (README command 1)"; bash tests/quickstart.sh --check

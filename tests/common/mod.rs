@@ -144,6 +144,10 @@ pub struct GateOptions {
     pub acme_extra: String,
     /// Top-level keys of tenant `acme` (`public_origin = …`), placed before its tables.
     pub acme_keys: String,
+    /// The LRS nodes' xAPI base path (default `/xapi`).
+    pub lrs_base: String,
+    /// The LRS credential tenant `acme` uses (default the stand-in's).
+    pub lrs_credential: (String, String),
     /// Files written beside the tenants file (name, content), such as course structures.
     pub files: Vec<(String, String)>,
 }
@@ -156,6 +160,8 @@ impl GateOptions {
             extra_env: Vec::new(),
             acme_extra: String::new(),
             acme_keys: String::new(),
+            lrs_base: "/xapi".into(),
+            lrs_credential: (LRS_USER.into(), LRS_PASSWORD.into()),
             files: Vec::new(),
         }
     }
@@ -184,13 +190,16 @@ pub fn api_key_hash(key: &str) -> String {
 }
 
 pub fn tenants_toml(nodes: &[u16], max_body_bytes: usize) -> String {
-    tenants_toml_with(nodes, max_body_bytes, "", "")
+    tenants_toml_with(&GateOptions { max_body_bytes, ..GateOptions::new(nodes) })
 }
 
-/// The test tenants, with `acme_keys` among tenant `acme`'s top-level keys and `acme_extra`
-/// appended to it.
-pub fn tenants_toml_with(nodes: &[u16], max_body_bytes: usize, acme_keys: &str, acme_extra: &str) -> String {
-    let node_list: Vec<String> = nodes.iter().map(|p| format!("\"http://127.0.0.1:{p}/xapi\"")).collect();
+/// The test tenants for `opts`: its nodes, base path and credential for tenant `acme`, with
+/// `acme_keys` among its top-level keys and `acme_extra` appended to it.
+pub fn tenants_toml_with(opts: &GateOptions) -> String {
+    let (nodes, max_body_bytes, acme_keys, acme_extra) =
+        (&opts.nodes, opts.max_body_bytes, &opts.acme_keys, &opts.acme_extra);
+    let base = &opts.lrs_base;
+    let node_list: Vec<String> = nodes.iter().map(|p| format!("\"http://127.0.0.1:{p}{base}\"")).collect();
     format!(
         r#"
 [[tenant]]
@@ -200,7 +209,7 @@ max_body_bytes = {max_body_bytes}
 {acme_keys}
 [tenant.upstream]
 nodes = [{nodes}]
-username = "{LRS_USER}"
+username = "{acme_user}"
 password = "${{TEST_LRS_PASSWORD}}"
 [tenant.signing]
 secret = "{SECRET_ACME}"
@@ -225,6 +234,7 @@ api_key_hashes = ["{other_hash}"]
         nodes = node_list.join(", "),
         first = nodes[0],
         acme_hash = api_key_hash(API_KEY_ACME),
+        acme_user = opts.lrs_credential.0,
         other_hash = api_key_hash(API_KEY_OTHER),
     )
 }
@@ -260,15 +270,11 @@ graceful_shutdown_timeout_seconds = 1
         for (name, content) in &opts.files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
-        std::fs::write(
-            dir.path().join("tenants.toml"),
-            tenants_toml_with(&opts.nodes, opts.max_body_bytes, &opts.acme_keys, &opts.acme_extra),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("tenants.toml"), tenants_toml_with(&opts)).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
         cmd.args(["serve", "-c"])
             .arg(dir.path().join("lrsgate.toml"))
-            .env("TEST_LRS_PASSWORD", LRS_PASSWORD)
+            .env("TEST_LRS_PASSWORD", &opts.lrs_credential.1)
             .env("RUST_LOG", "warn,lrsgate=info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("lrsgate.log")).unwrap()));
