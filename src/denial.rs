@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::admin::ops::OpsError;
 use crate::auth::sessions::{EndReason, FetchRefusal};
 use crate::auth::verify::TokenError;
 use crate::http_io::BodyReadError;
@@ -20,6 +21,10 @@ use crate::xapi::strict_json::JsonError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     UnknownTenant,
+    /// The tenant is suspended: every request refused, tokens included.
+    TenantSuspended,
+    /// Over TLS, the Host names another tenant than the SNI.
+    MisdirectedRequest,
     UnknownRoute,
     /// A path a server could read two ways (encoding, dot segments).
     BadPath,
@@ -50,6 +55,10 @@ pub enum Denial {
     StoreUnavailable,
     ApiKeyMissing,
     ApiKeyInvalid,
+    AdminKeyMissing,
+    AdminKeyInvalid,
+    /// An admin operation that failed (not found, conflict, invalid input, database).
+    Admin(crate::admin::ops::OpsError),
     Policy(PolicyDenial),
     Write(WriteDenial),
     Body(BodyError),
@@ -78,6 +87,8 @@ impl Denial {
     pub fn status_and_code(&self) -> (u16, &'static str) {
         match self {
             Denial::UnknownTenant => (404, "unknown_tenant"),
+            Denial::TenantSuspended => (403, "tenant_suspended"),
+            Denial::MisdirectedRequest => (421, "misdirected_request"),
             Denial::UnknownRoute => (404, "unknown_route"),
             Denial::BadPath => (400, "bad_path"),
             Denial::MethodNotAllowed => (405, "method_not_allowed"),
@@ -113,6 +124,12 @@ impl Denial {
             Denial::Fetch(FetchRefusal::Internal) => (200, "fetch_internal_error"),
             Denial::DeliveryUnavailable => (400, "delivery_unavailable"),
             Denial::StoreUnavailable => (503, "session_store_unavailable"),
+            Denial::AdminKeyMissing => (401, "admin_key_missing"),
+            Denial::AdminKeyInvalid => (401, "admin_key_invalid"),
+            Denial::Admin(OpsError::NotFound(_)) => (404, "not_found"),
+            Denial::Admin(OpsError::Conflict(_)) => (409, "conflict"),
+            Denial::Admin(OpsError::Invalid(_)) => (400, "invalid_request"),
+            Denial::Admin(OpsError::Database(_)) => (503, "database_unavailable"),
             Denial::ApiKeyMissing => (401, "api_key_missing"),
             Denial::ApiKeyInvalid => (401, "api_key_invalid"),
             Denial::Policy(p) | Denial::Write(WriteDenial { denial: p, .. }) => policy_parts(p),
@@ -179,6 +196,8 @@ impl Denial {
     pub fn message(&self) -> String {
         match self {
             Denial::UnknownTenant => "no tenant is served at this host".into(),
+            Denial::TenantSuspended => "this tenant is suspended".into(),
+            Denial::MisdirectedRequest => "the Host names another tenant than the TLS server name".into(),
             Denial::UnknownRoute => "no such xAPI resource".into(),
             Denial::BadPath => "the path has encoded characters, dot segments or empty segments".into(),
             Denial::MethodNotAllowed => "this method is not allowed on this resource".into(),
@@ -220,6 +239,9 @@ impl Denial {
                 "cmi5 delivery needs the tenant's public_origin (the edge's address content uses)".into()
             }
             Denial::StoreUnavailable => "session state could not be recorded; try again".into(),
+            Denial::AdminKeyMissing => "an admin key is required (Authorization: Bearer <key>)".into(),
+            Denial::AdminKeyInvalid => "the admin key is not valid".into(),
+            Denial::Admin(e) => e.to_string(),
             Denial::ApiKeyMissing => "an LMS API key is required (Authorization: Bearer <key>)".into(),
             Denial::ApiKeyInvalid => "the LMS API key is not valid for this tenant".into(),
             Denial::Policy(p) => policy_message(p),

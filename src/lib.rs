@@ -4,14 +4,17 @@
 //! `auth` verifies and issues tokens; `config` and `tenant` build immutable snapshots; `edge`
 //! and `token_service` are the Pingora services; `upstream` reaches the LRS.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod denial;
 pub mod edge;
 pub mod http_io;
 pub mod logfields;
 pub mod metrics;
 pub mod policy;
+pub mod secrets;
 pub mod server;
 pub mod tenant;
 pub mod token_service;

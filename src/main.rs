@@ -1,15 +1,17 @@
 //! The `lrsgate` command: wires config to the server; all logic lives in the library.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pingora::server::configuration::Opt;
 
+use lrsgate::admin::ops::{self, NewTenant, NewUpstream, OpsError};
 use lrsgate::auth::apikey;
-use lrsgate::config::server::ServerConfig;
+use lrsgate::config::server::{DatabaseSettings, ServerConfig};
+use lrsgate::secrets::MasterKeys;
 use lrsgate::server;
-use lrsgate::tenant::file::load_table;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -17,17 +19,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "lrsgate", version, about = "Session-scoped security at the edge for any xAPI LRS")]
 struct Cli {
+    /// The server config file (its `[database]` section names the database for the commands
+    /// that manage tenants).
+    #[arg(short, long, global = true, env = "LRSGATE_CONFIG", default_value = "conf/lrsgate.toml")]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the edge, the token service and /metrics.
+    /// Run the edge, the token service, /metrics, and in Postgres mode the admin API.
     Serve {
-        /// The server config file.
-        #[arg(short, long, env = "LRSGATE_CONFIG", default_value = "conf/lrsgate.toml")]
-        config: PathBuf,
         /// Detach and run in the background (writes the pid file).
         #[arg(short, long)]
         daemon: bool,
@@ -35,37 +38,164 @@ enum Command {
         #[arg(short, long)]
         upgrade: bool,
     },
-    /// Validate the config and tenants files (and resolve LRS nodes) without starting.
-    CheckConfig {
-        #[arg(short, long, env = "LRSGATE_CONFIG", default_value = "conf/lrsgate.toml")]
-        config: PathBuf,
+    /// Validate the config and every tenant (file or database) without starting.
+    CheckConfig,
+    /// Apply the database migrations (idempotent).
+    Migrate,
+    /// Tenants (Postgres mode).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// A tenant's hosts (Postgres mode).
+    Host {
+        #[command(subcommand)]
+        command: HostCommand,
+    },
+    /// A tenant's LRS nodes (Postgres mode).
+    Upstream {
+        #[command(subcommand)]
+        command: UpstreamCommand,
     },
     /// LMS API keys.
     Apikey {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// A tenant's allowed browser origins (Postgres mode).
+    Cors {
+        #[command(subcommand)]
+        command: CorsCommand,
+    },
+    /// Set a host's TLS certificate chain and private key, PEM files (Postgres mode).
+    Cert {
+        tenant: String,
+        host: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Admin API keys (Postgres mode).
+    AdminKey {
+        #[command(subcommand)]
+        command: AdminKeyCommand,
+    },
+    /// Print a new random master key entry (`<id>:<base64>`) for `[database] master_keys`.
+    MasterKey {
+        /// Its id (say, the date you rotate).
+        id: String,
+    },
+    /// Re-seal every stored secret with the first master key (after putting a new one first).
+    ResealSecrets,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (a random signing secret is made for it).
+    Create {
+        id: String,
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// An LRS base URL with its xAPI path (repeatable).
+        #[arg(long = "upstream")]
+        upstreams: Vec<String>,
+        #[arg(long)]
+        lrs_username: String,
+        /// The environment variable holding the LRS password (never on the command line).
+        #[arg(long, default_value = "LRSGATE_LRS_PASSWORD")]
+        lrs_password_env: String,
+        #[arg(long)]
+        public_origin: Option<String>,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// Set (or with no value, clear) the edge's public origin for cmi5 fetch URLs.
+    SetPublicOrigin {
+        id: String,
+        origin: Option<String>,
+    },
+    /// Replace the LRS credential (password from an environment variable).
+    SetLrsCredential {
+        id: String,
+        username: String,
+        #[arg(long, default_value = "LRSGATE_LRS_PASSWORD")]
+        password_env: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    Add { tenant: String, host: String },
+    Remove { tenant: String, host: String },
+}
+
+#[derive(Subcommand)]
+enum UpstreamCommand {
+    Add {
+        tenant: String,
+        url: String,
+        #[arg(long, default_value_t = 1)]
+        weight: i32,
+    },
+    /// Remove by the node id `tenant show` lists.
+    Remove { tenant: String, id: i64 },
 }
 
 #[derive(Subcommand)]
 enum ApikeyCommand {
-    /// Print a new LMS API key (shown once) and the hash to put in the tenants file.
+    /// File mode: print a new LMS API key (shown once) and the hash to put in the tenants file.
     New,
+    /// Postgres mode: create a key for a tenant (shown once; only its hash is stored).
+    Create {
+        tenant: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Postgres mode: revoke a key by the id `tenant show` lists.
+    Revoke { tenant: String, id: i64 },
+}
+
+#[derive(Subcommand)]
+enum CorsCommand {
+    Add { tenant: String, origin: String },
+    Remove { tenant: String, origin: String },
+}
+
+#[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Create an admin API key (shown once).
+    New {
+        #[arg(long, default_value = "")]
+        description: String,
+    },
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match Cli::parse().command {
-        Command::Serve { config, daemon, upgrade } => serve(config, daemon, upgrade),
-        Command::CheckConfig { config } => match load_all(&config) {
-            Ok((_, count)) => {
-                println!("{}: OK ({count} tenant(s))", config.display());
+    let cli = Cli::parse();
+    let config = cli.config;
+    match cli.command {
+        Command::Serve { daemon, upgrade } => serve(&config, daemon, upgrade),
+        Command::CheckConfig => match load(&config) {
+            Ok((_, table, _)) => {
+                println!("{}: OK ({} tenant(s))", config.display(), table.tenant_count());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
+            Err(e) => fail(e),
         },
         Command::Apikey { command: ApikeyCommand::New } => {
             let (key, hash) = apikey::generate();
@@ -73,7 +203,24 @@ fn main() -> ExitCode {
             println!("hash (add it to the tenant's lms.api_key_hashes):\n  {hash}");
             ExitCode::SUCCESS
         }
+        Command::MasterKey { id } => {
+            println!("{}", MasterKeys::generate_entry(&id));
+            ExitCode::SUCCESS
+        }
+        command => manage(&config, command),
     }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
 type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<pingora::lb::HealthRegistry>);
@@ -83,35 +230,138 @@ type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<pingor
 fn load(config: &Path) -> Result<Loaded, String> {
     let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
     let health = server::health_registry();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let table = runtime.block_on(load_table(&cfg, &health))?;
+    let table = runtime()?.block_on(async {
+        match &cfg.database {
+            None => lrsgate::tenant::file::load_table(&cfg, &health).await,
+            Some(db) => lrsgate::tenant::postgres::load_table(&cfg, db, &health).await,
+        }
+    })?;
     Ok((cfg, table, health))
 }
 
-fn load_all(config: &Path) -> Result<(Loaded, usize), String> {
-    let loaded = load(config)?;
-    let count = loaded.1.tenant_count();
-    Ok((loaded, count))
-}
-
-fn serve(config: PathBuf, daemon: bool, upgrade: bool) -> ExitCode {
-    let (cfg, table, health) = match load(&config) {
+fn serve(config: &Path, daemon: bool, upgrade: bool) -> ExitCode {
+    let (cfg, table, health) = match load(config) {
         Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(e),
     };
     log::info!(
-        "serving {} tenant(s): edge {}, token service {}, metrics {}",
+        "serving {} tenant(s) from {}: edge {}{}, token service {}, metrics {}{}",
         table.tenant_count(),
+        if cfg.database.is_some() { "Postgres" } else { "the tenants file" },
         cfg.edge_listen,
+        cfg.edge_tls_listen.map(|a| format!(" (TLS {a})")).unwrap_or_default(),
         cfg.token_listen,
-        cfg.metrics_listen
+        cfg.metrics_listen,
+        if cfg.database.is_some() { format!(", admin {}", cfg.admin_listen) } else { String::new() },
     );
     let opt = Opt { daemon, upgrade, ..Opt::default() };
-    server::build(cfg, opt, table, health).run_forever()
+    match server::build(cfg, opt, table, health) {
+        Ok(server) => server.run_forever(),
+        Err(e) => fail(e),
+    }
+}
+
+/// The commands that manage tenants in the database: each prints JSON (or a clear error).
+fn manage(config: &Path, command: Command) -> ExitCode {
+    let db = match ServerConfig::load(config).map_err(|e| e.to_string()).and_then(|cfg| {
+        cfg.database
+            .ok_or_else(|| format!("{}: this command needs a [database] section (Postgres mode)", config.display()))
+    }) {
+        Ok(db) => db,
+        Err(e) => return fail(e),
+    };
+    let result = runtime().and_then(|rt| rt.block_on(run(&db, command)));
+    match result {
+        Ok(output) => {
+            println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn env_secret(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("set the environment variable {name} (secrets are not taken as arguments)"))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+async fn with<T: serde::Serialize, F: Future<Output = Result<T, OpsError>>>(f: F) -> Result<serde_json::Value, String> {
+    f.await.map(|v| serde_json::json!(v)).map_err(|e| e.to_string())
+}
+
+async fn run(db: &DatabaseSettings, command: Command) -> Result<serde_json::Value, String> {
+    let mut client = lrsgate::db::connect(&db.url).await?;
+    let m = &db.master_keys;
+    let c = &client;
+    let done = |v: Result<(), OpsError>| v.map(|()| serde_json::json!({"ok": true})).map_err(|e| e.to_string());
+    match command {
+        Command::Migrate => {
+            let applied = lrsgate::db::migrate(&mut client).await?;
+            Ok(serde_json::json!({"applied": applied}))
+        }
+        Command::Tenant { command } => match command {
+            TenantCommand::Create { id, hosts, upstreams, lrs_username, lrs_password_env, public_origin } => {
+                let new = NewTenant {
+                    id,
+                    hosts,
+                    upstreams: upstreams.into_iter().map(|url| NewUpstream { url, weight: 1 }).collect(),
+                    lrs_username,
+                    lrs_password: env_secret(&lrs_password_env)?,
+                    public_origin,
+                };
+                with(ops::create_tenant(&mut client, m, &new)).await
+            }
+            TenantCommand::List => with(ops::list_tenants(c)).await,
+            TenantCommand::Show { id } => with(ops::show_tenant(c, &id)).await,
+            TenantCommand::Suspend { id } => done(ops::set_status(c, &id, "suspended").await),
+            TenantCommand::Resume { id } => done(ops::set_status(c, &id, "active").await),
+            TenantCommand::Delete { id } => done(ops::delete_tenant(c, &id).await),
+            TenantCommand::SetPublicOrigin { id, origin } => {
+                done(ops::set_public_origin(c, &id, origin.as_deref()).await)
+            }
+            TenantCommand::SetLrsCredential { id, username, password_env } => {
+                let password = env_secret(&password_env)?;
+                done(ops::set_lrs_credential(c, m, &id, &username, &password).await)
+            }
+        },
+        Command::Host { command } => match command {
+            HostCommand::Add { tenant, host } => with(ops::add_host(c, &tenant, &host)).await,
+            HostCommand::Remove { tenant, host } => done(ops::remove_host(c, &tenant, &host).await),
+        },
+        Command::Upstream { command } => match command {
+            UpstreamCommand::Add { tenant, url, weight } => with(ops::add_upstream(c, &tenant, &url, weight)).await,
+            UpstreamCommand::Remove { tenant, id } => done(ops::remove_upstream(c, &tenant, id).await),
+        },
+        Command::Apikey { command } => match command {
+            ApikeyCommand::New => unreachable!("handled without a database"),
+            ApikeyCommand::Create { tenant, description, expires_in_days } => {
+                let (id, key) =
+                    ops::create_api_key(c, &tenant, &description, expires_in_days).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({"id": id, "key": key, "note": "shown once: only its hash is stored"}))
+            }
+            ApikeyCommand::Revoke { tenant, id } => done(ops::revoke_api_key(c, &tenant, id).await),
+        },
+        Command::Cors { command } => match command {
+            CorsCommand::Add { tenant, origin } => with(ops::add_cors_origin(c, &tenant, &origin)).await,
+            CorsCommand::Remove { tenant, origin } => done(ops::remove_cors_origin(c, &tenant, &origin).await),
+        },
+        Command::Cert { tenant, host, cert, key } => {
+            let (cert, key) = (read(&cert)?, read(&key)?);
+            done(ops::put_certificate(c, m, &tenant, &host, &cert, &key).await)
+        }
+        Command::AdminKey { command: AdminKeyCommand::New { description } } => {
+            let (id, key) = ops::create_admin_key(c, &description).await.map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({"id": id, "key": key, "note": "shown once: only its hash is stored"}))
+        }
+        Command::ResealSecrets => {
+            let count = ops::reseal_secrets(&mut client, m).await.map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({"resealed": count, "with": m.sealing_id()}))
+        }
+        Command::Serve { .. } | Command::CheckConfig | Command::MasterKey { .. } => {
+            unreachable!("handled without a database")
+        }
+    }
 }

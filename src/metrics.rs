@@ -75,8 +75,26 @@ pub static SESSIONS_TRACKED: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("metric registered once")
 });
 
+/// Seconds since the tenant snapshot was last known to match its source (Postgres mode; grows
+/// while the database is unreachable and the last snapshot keeps serving).
+pub static SNAPSHOT_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "lrsgate_config_snapshot_age_seconds",
+        "Seconds since the tenant snapshot was last known current"
+    )
+    .expect("metric registered once")
+});
+
+/// Lost connections and failed loads of the Postgres tenant source.
+pub static CONFIG_SOURCE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("lrsgate_config_source_errors_total", "Postgres tenant source connection or load failures")
+        .expect("metric registered once")
+});
+
 /// Touch every metric so `/metrics` lists them (at zero) from the start.
 pub fn init() {
+    LazyLock::force(&SNAPSHOT_AGE);
+    LazyLock::force(&CONFIG_SOURCE_ERRORS);
     LazyLock::force(&FETCHES);
     LazyLock::force(&SESSIONS_ENDED);
     LazyLock::force(&SESSIONS_TRACKED);

@@ -1,6 +1,7 @@
-//! Builds the one Pingora `Server`: the edge, the token service, `/metrics`, and the background
-//! services (tenant file source, LRS health checks, session sweeper). `main.rs` only parses the
-//! command line.
+//! Builds the one Pingora `Server`: the edge (plain, and TLS with per-tenant certificates by
+//! SNI where configured), the token service, `/metrics`, the admin API (Postgres mode), and the
+//! background services (the tenant source — file or Postgres —, LRS health checks, session
+//! sweeper). `main.rs` only parses the command line.
 
 use std::sync::Arc;
 
@@ -14,12 +15,15 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::admin::AdminService;
 use crate::auth::sessions::{MemorySessions, SessionStore};
 use crate::auth::sweeper::SessionSweeper;
 use crate::config::server::ServerConfig;
+use crate::edge::tls::SniCertificates;
 use crate::edge::Edge;
 use crate::metrics;
 use crate::tenant::file::FileSource;
+use crate::tenant::postgres::PostgresSource;
 use crate::tenant::{TenantStore, TenantTable};
 use crate::token_service::TokenService;
 
@@ -51,7 +55,7 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
 }
 
 /// Everything `serve` starts. `table` is the first snapshot, already loaded and validated.
-pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<HealthRegistry>) -> Server {
+pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<HealthRegistry>) -> Result<Server, String> {
     metrics::init();
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg));
     server.bootstrap();
@@ -67,6 +71,13 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
         "lrsgate edge",
     );
     edge.add_tcp(&cfg.edge_listen.to_string());
+    if let Some(addr) = cfg.edge_tls_listen {
+        let mut tls =
+            pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(SniCertificates { store: store.clone() }))
+                .map_err(|e| format!("TLS listener: {e}"))?;
+        tls.enable_h2();
+        edge.add_tls_with_settings(&addr.to_string(), None, tls);
+    }
 
     let token_app = TokenService {
         store: store.clone(),
@@ -85,13 +96,36 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
     health_service.health_check_frequency = Some(cfg.upstream.health_check_interval);
     health_service.parallel_health_check = true;
 
-    let source = FileSource { server: cfg, store, health };
-
     server.add_service(edge);
     server.add_service(token);
     server.add_service(prometheus);
-    server.add_service(background_service("lrsgate tenant file source", source));
+    match cfg.database.clone() {
+        None => {
+            let source = FileSource { server: cfg, store, health: health.clone() };
+            server.add_service(background_service("lrsgate tenant file source", source));
+        }
+        Some(db) => {
+            let admin_app = AdminService {
+                pool: crate::db::pool(&db)?,
+                master: db.master_keys.clone(),
+                body_read_timeout: cfg.body_read_timeout,
+            };
+            let mut admin = Service::new("lrsgate admin".to_owned(), HttpServer::new_app(admin_app));
+            admin.add_tcp(&cfg.admin_listen.to_string());
+            server.add_service(admin);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let source = PostgresSource {
+                pool: crate::db::pool(&crate::config::server::DatabaseSettings { pool_size: 2, ..db.clone() })?,
+                server: cfg,
+                db,
+                store,
+                health: health.clone(),
+                synced_at: Arc::new(std::sync::atomic::AtomicU64::new(now)),
+            };
+            server.add_service(background_service("lrsgate tenant Postgres source", source));
+        }
+    }
     server.add_service(background_service("lrsgate LRS health checks", health_service));
     server.add_service(background_service("lrsgate session sweeper", SessionSweeper { sessions }));
-    server
+    Ok(server)
 }

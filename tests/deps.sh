@@ -28,8 +28,9 @@ lrsgate_install_deps() {
 }
 
 # What the end-to-end and interop tests need, on top of the build's: Debian's Chromium, Node.js
-# with npm and the locked npm packages (playwright-core, @xapi/cmi5) in tests/e2e, and a real
-# Ralph LRS (pinned, tests/interop/ralph-requirements.txt) in the virtualenv target/ralph-venv.
+# with npm and the locked npm packages (playwright-core, @xapi/cmi5) in tests/e2e, a real Ralph
+# LRS (pinned, tests/interop/ralph-requirements.txt) in the virtualenv target/ralph-venv,
+# PostgreSQL's server binaries (the tests start their own cluster), and openssl.
 lrsgate_install_test_deps() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -37,6 +38,9 @@ lrsgate_install_test_deps() {
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  # Postgres mode's tests start their own throwaway cluster with Debian's server binaries.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)      # test certificates for TLS by SNI
   if ((${#missing[@]})); then
     apt_install "${missing[@]}"
   fi

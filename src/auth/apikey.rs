@@ -33,11 +33,29 @@ pub fn parse_hash(text: &str) -> Option<KeyHash> {
     Some(out)
 }
 
-/// Whether `presented` matches one of `hashes`. Every hash is compared, in constant time, so the
-/// time taken says nothing about which key or how much of it matched.
-pub fn matches(presented: &str, hashes: &[KeyHash]) -> bool {
+/// An LMS API key as a tenant holds it: its hash and, optionally, when it stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKey {
+    pub hash: KeyHash,
+    /// Unix seconds from which the key is refused; `None`: no expiry.
+    pub expires_at: Option<u64>,
+}
+
+/// The SHA-256 hash of a key, as stored.
+pub fn hash_key(key: &str) -> KeyHash {
+    hash_of(key)
+}
+
+/// Whether `presented` matches one of `keys` unexpired at `now`. Every hash is compared, in
+/// constant time, so the time taken says nothing about which key or how much of it matched.
+pub fn matches(presented: &str, keys: &[ApiKey], now: u64) -> bool {
     let digest = hash_of(presented);
-    hashes.iter().fold(subtle::Choice::from(0), |acc, h| acc | h.ct_eq(&digest)).into()
+    keys.iter()
+        .fold(subtle::Choice::from(0), |acc, k| {
+            let live = subtle::Choice::from(u8::from(k.expires_at.is_none_or(|at| now < at)));
+            acc | (k.hash.ct_eq(&digest) & live)
+        })
+        .into()
 }
 
 #[cfg(test)]
@@ -48,11 +66,15 @@ mod tests {
     fn generated_key_matches_its_hash_only() {
         let (key, hash) = generate();
         let (other, other_hash) = generate();
-        let hashes = [parse_hash(&hash).unwrap()];
-        assert!(matches(&key, &hashes));
-        assert!(!matches(&other, &hashes));
-        assert!(matches(&other, &[hashes[0], parse_hash(&other_hash).unwrap()]));
-        assert!(!matches(&key[..key.len() - 1], &hashes));
+        let live = |hash: &str| ApiKey { hash: parse_hash(hash).unwrap(), expires_at: None };
+        let hashes = [live(&hash)];
+        assert!(matches(&key, &hashes, 0));
+        assert!(!matches(&other, &hashes, 0));
+        assert!(matches(&other, &[hashes[0], live(&other_hash)], 0));
+        assert!(!matches(&key[..key.len() - 1], &hashes, 0));
+        let expiring = [ApiKey { expires_at: Some(100), ..hashes[0] }];
+        assert!(matches(&key, &expiring, 99));
+        assert!(!matches(&key, &expiring, 100), "expired");
     }
 
     #[test]

@@ -26,14 +26,29 @@ pub struct ServerFile {
     pub server: PingoraFile,
     #[serde(default)]
     pub logging: LoggingFile,
+    /// Postgres mode: tenants from the database instead of the tenants file.
+    pub database: Option<DatabaseFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    pub url: String,
+    pub pool_size: Option<usize>,
+    /// Master keys as text (`<id>:<base64>`, comma-separated), usually `${LRSGATE_MASTER_KEYS}`.
+    pub master_keys: Option<String>,
+    /// Or a file of them, one per line, relative to this file.
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenFile {
     pub edge: Option<String>,
+    pub edge_tls: Option<String>,
     pub token_service: Option<String>,
     pub metrics: Option<String>,
+    pub admin: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,8 +99,14 @@ pub struct LoggingFile {
 pub struct ServerConfig {
     /// Where the tenants file is (default `tenants.toml` beside the server file).
     pub tenants_file: PathBuf,
-    /// Edge listener, default `0.0.0.0:8080` (plain HTTP).
+    /// Edge listener, default `0.0.0.0:8080` (plain HTTP; tenant by Host).
     pub edge_listen: SocketAddr,
+    /// Edge TLS listener (tenant certificates chosen by SNI); none unless set.
+    pub edge_tls_listen: Option<SocketAddr>,
+    /// Admin API listener (Postgres mode), default `127.0.0.1:8082`.
+    pub admin_listen: SocketAddr,
+    /// Postgres mode; `None`: file mode.
+    pub database: Option<DatabaseSettings>,
     /// Token service listener, default `0.0.0.0:8081`.
     pub token_listen: SocketAddr,
     /// Prometheus listener, default `127.0.0.1:9090`.
@@ -106,6 +127,22 @@ pub struct ServerConfig {
     /// Salt for the learner hash in logs; random per process when unset (then hashes do not
     /// correlate across instances or restarts).
     pub learner_hash_salt: Option<String>,
+}
+
+/// Where Postgres mode finds its database and master keys.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    /// Connections in the pool for loads and admin work, default 4 (LISTEN has its own).
+    pub pool_size: usize,
+    pub master_keys: crate::secrets::MasterKeys,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("DatabaseSettings").field("pool_size", &self.pool_size).finish_non_exhaustive()
+    }
 }
 
 /// Timeouts towards the LRS.
@@ -171,6 +208,14 @@ impl ServerConfig {
         if threads == 0 {
             return Err(ConfigError::new(file, "server.threads".to_owned(), "must be greater than 0"));
         }
+        let database = match raw.database {
+            None => None,
+            Some(db) => Some(database_settings(file, dir, db)?),
+        };
+        let edge_tls_listen = match raw.listen.edge_tls {
+            None => None,
+            Some(text) => Some(addr("edge_tls", Some(text), "")?),
+        };
         let max_body_bytes = raw.limits.max_body_bytes.unwrap_or(4 * 1024 * 1024);
         if max_body_bytes == 0 {
             return Err(ConfigError::new(file, "limits.max_body_bytes".to_owned(), "must be greater than 0"));
@@ -178,6 +223,9 @@ impl ServerConfig {
         Ok(ServerConfig {
             tenants_file,
             edge_listen: addr("edge", raw.listen.edge, "0.0.0.0:8080")?,
+            edge_tls_listen,
+            admin_listen: addr("admin", raw.listen.admin, "127.0.0.1:8082")?,
+            database,
             token_listen: addr("token_service", raw.listen.token_service, "0.0.0.0:8081")?,
             metrics_listen: addr("metrics", raw.listen.metrics, "127.0.0.1:9090")?,
             max_body_bytes,
@@ -214,6 +262,28 @@ impl ServerConfig {
     }
 }
 
+fn database_settings(file: &Path, dir: &Path, db: DatabaseFile) -> Result<DatabaseSettings, ConfigError> {
+    let err = |key: &str, msg: String| ConfigError::new(file, format!("database.{key}"), msg);
+    if !(db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
+        return Err(err("url", "must be a postgres:// URL".into()));
+    }
+    let text = match (db.master_keys, db.master_key_file) {
+        (Some(text), None) => text,
+        (None, Some(path)) => {
+            let path = dir.join(path);
+            std::fs::read_to_string(&path)
+                .map_err(|e| err("master_key_file", format!("cannot read {}: {e}", path.display())))?
+        }
+        _ => return Err(err("master_keys", "give master_keys or master_key_file (one of them)".into())),
+    };
+    let master_keys = crate::secrets::MasterKeys::parse(&text).map_err(|e| err("master_keys", e.0))?;
+    let pool_size = db.pool_size.unwrap_or(4);
+    if pool_size == 0 {
+        return Err(err("pool_size", "must be greater than 0".into()));
+    }
+    Ok(DatabaseSettings { url: db.url, pool_size, master_keys })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +302,21 @@ mod tests {
         assert_eq!(c.tenants_file, PathBuf::from("/etc/lrsgate/tenants.toml"));
         assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(c.pingora.grace_period_seconds, 30);
+    }
+
+    #[test]
+    fn database_section_is_checked() {
+        assert!(load("").unwrap().database.is_none(), "file mode by default");
+        let key = crate::secrets::MasterKeys::generate_entry("k1");
+        let ok = load(&format!("[database]\nurl = 'postgres://u@h/db'\nmaster_keys = '{key}'\n")).unwrap();
+        assert_eq!(ok.database.unwrap().master_keys.sealing_id(), "k1");
+        let key_of = |text: &str| load(text).unwrap_err().key;
+        assert_eq!(key_of("[database]\nurl = 'mysql://h'\nmaster_keys = 'x'\n").as_deref(), Some("database.url"));
+        assert_eq!(key_of("[database]\nurl = 'postgres://h'\n").as_deref(), Some("database.master_keys"));
+        assert_eq!(
+            key_of("[database]\nurl = 'postgres://h'\nmaster_keys = 'k1:AAAA'\n").as_deref(),
+            Some("database.master_keys")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{read_toml, ConfigError};
-use crate::auth::apikey::{self, KeyHash};
+use crate::auth::apikey::{self, ApiKey};
 use crate::auth::keys::MIN_HS256_SECRET_BYTES;
 use crate::auth::sessions::SessionLimits;
 use crate::edge::cors::{parse_origin, AllowedOrigins, CorsPolicy};
@@ -24,9 +24,14 @@ pub struct TenantsFile {
 #[serde(deny_unknown_fields)]
 pub struct TenantEntry {
     pub id: String,
+    /// `active` (default) or `suspended` (every request refused, 403 `tenant_suspended`).
+    pub status: Option<String>,
     pub hosts: Vec<String>,
     /// The edge's origin as content sees it (`https://lrs.example`): fetch URLs are built on it.
     pub public_origin: Option<String>,
+    /// TLS certificates for the edge's TLS listener, chosen by SNI, one per host.
+    #[serde(default)]
+    pub tls: Vec<TlsEntry>,
     #[serde(default)]
     pub policy: PolicyEntry,
     #[serde(default)]
@@ -70,11 +75,39 @@ pub struct CourseEntry {
     pub activities: Vec<String>,
 }
 
+/// A host's certificate chain and private key (PEM): as files beside the tenants file, or the
+/// PEM text itself (as the Postgres source gives it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsEntry {
+    pub host: String,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub cert_pem: Option<String>,
+    pub key_pem: Option<String>,
+}
+
+/// An LRS node: its base URL, or the URL with a balancing weight.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeEntry {
+    Url(String),
+    Weighted(WeightedNode),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedNode {
+    pub url: String,
+    pub weight: u32,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamEntry {
-    /// LRS base URLs, each with its xAPI base path (`http://10.0.0.5:8080/xapi`).
-    pub nodes: Vec<String>,
+    /// LRS base URLs, each with its xAPI base path (`http://10.0.0.5:8080/xapi`), or
+    /// `{ url = …, weight = 1..1000 }`.
+    pub nodes: Vec<NodeEntry>,
     pub username: String,
     pub password: String,
 }
@@ -116,6 +149,16 @@ pub struct CorsEntry {
 pub struct LmsEntry {
     #[serde(default)]
     pub api_key_hashes: Vec<String>,
+    /// Keys with an expiry: `{ hash = "sha256:…", expires_at = <Unix seconds> }`.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    pub hash: String,
+    pub expires_at: Option<u64>,
 }
 
 /// One LRS node, parsed from its URL.
@@ -126,12 +169,31 @@ pub struct NodeSpec {
     pub port: u16,
     /// The base path without a trailing slash (`/xapi`, or empty).
     pub base_path: String,
+    /// Share of requests relative to the other nodes (1..=1000, default 1).
+    pub weight: u32,
+}
+
+/// A host's certificate chain and key, PEM, checked to parse and to belong together.
+#[derive(Clone)]
+pub struct TlsSpec {
+    pub host: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A tenant's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    /// Every request refused (403 `tenant_suspended`), tokens included.
+    Suspended,
 }
 
 /// A validated tenant, before runtime objects (keys, load balancer) are built from it.
 #[derive(Clone)]
 pub struct TenantSpec {
     pub id: String,
+    pub status: TenantStatus,
     /// Lower-case host names without port.
     pub hosts: Vec<String>,
     pub nodes: Vec<NodeSpec>,
@@ -142,7 +204,7 @@ pub struct TenantSpec {
     pub default_ttl_seconds: u64,
     /// Default 28800 s (8 h).
     pub max_ttl_seconds: u64,
-    pub api_key_hashes: Vec<KeyHash>,
+    pub api_key_hashes: Vec<ApiKey>,
     /// Falls back to the server's `limits.max_body_bytes`.
     pub max_body_bytes: Option<usize>,
     pub rules: TenantRules,
@@ -151,6 +213,7 @@ pub struct TenantSpec {
     pub public_origin: Option<String>,
     pub sessions: SessionLimits,
     pub cors: CorsPolicy,
+    pub tls: Vec<TlsSpec>,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -163,6 +226,13 @@ impl std::fmt::Debug for TenantSpec {
 pub fn load(file: &Path) -> Result<Vec<TenantSpec>, ConfigError> {
     let raw: TenantsFile = read_toml(file)?;
     validate(file, raw)
+}
+
+/// Validate one tenant from another source (Postgres) with the same rules as the file; `source`
+/// names where it came from in errors.
+pub fn validate_one(source: &Path, entry: TenantEntry) -> Result<TenantSpec, ConfigError> {
+    let id = entry.id.clone();
+    tenant_spec(source, &|key: &str| format!("tenant[{id}].{key}"), entry)
 }
 
 /// Validate a whole tenants file; the first problem refuses it.
@@ -246,7 +316,16 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         .nodes
         .iter()
         .enumerate()
-        .map(|(n, url)| parse_node(url).map_err(|m| err(&format!("upstream.nodes[{n}]"), m)))
+        .map(|(n, node)| {
+            let (url, weight) = match node {
+                NodeEntry::Url(url) => (url, 1),
+                NodeEntry::Weighted(w) => (&w.url, w.weight),
+            };
+            if !(1..=1000).contains(&weight) {
+                return Err(err(&format!("upstream.nodes[{n}]"), "weight must be between 1 and 1000".into()));
+            }
+            parse_node(url, weight).map_err(|m| err(&format!("upstream.nodes[{n}]"), m))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if e.upstream.username.contains(':') {
         return Err(err("upstream.username", "a Basic user name cannot contain ':'".into()));
@@ -273,20 +352,16 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
             format!("must be between 1 and max_ttl_seconds ({max_ttl_seconds})"),
         ));
     }
-    let api_key_hashes = e
-        .lms
-        .api_key_hashes
-        .iter()
-        .enumerate()
-        .map(|(n, h)| {
-            apikey::parse_hash(h).ok_or_else(|| {
-                err(
-                    &format!("lms.api_key_hashes[{n}]"),
-                    "expected \"sha256:<64 hex digits>\" (see `lrsgate apikey new`)".into(),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let bad_hash = |key: String| err(&key, "expected \"sha256:<64 hex digits>\" (see `lrsgate apikey new`)".into());
+    let mut api_key_hashes = Vec::with_capacity(e.lms.api_key_hashes.len() + e.lms.api_keys.len());
+    for (n, h) in e.lms.api_key_hashes.iter().enumerate() {
+        let hash = apikey::parse_hash(h).ok_or_else(|| bad_hash(format!("lms.api_key_hashes[{n}]")))?;
+        api_key_hashes.push(ApiKey { hash, expires_at: None });
+    }
+    for (n, k) in e.lms.api_keys.iter().enumerate() {
+        let hash = apikey::parse_hash(&k.hash).ok_or_else(|| bad_hash(format!("lms.api_keys[{n}].hash")))?;
+        api_key_hashes.push(ApiKey { hash, expires_at: k.expires_at });
+    }
     if e.max_body_bytes == Some(0) {
         return Err(err("max_body_bytes", "must be greater than 0".into()));
     }
@@ -298,7 +373,22 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     };
     let sessions = session_limits(&e.sessions).map_err(|(key, msg)| err(&format!("sessions.{key}"), msg))?;
     let cors = cors_policy(&e.cors).map_err(|(key, msg)| err(&format!("cors.{key}"), msg))?;
+    let status = match e.status.as_deref() {
+        None | Some("active") => TenantStatus::Active,
+        Some("suspended") => TenantStatus::Suspended,
+        Some(other) => return Err(err("status", format!("unknown status \"{other}\" (known: active, suspended)"))),
+    };
+    let mut tls = Vec::with_capacity(e.tls.len());
+    for (n, entry) in e.tls.into_iter().enumerate() {
+        let spec = tls_spec(file, entry, &hosts).map_err(|m| err(&format!("tls[{n}]"), m))?;
+        if tls.iter().any(|t: &TlsSpec| t.host == spec.host) {
+            return Err(err(&format!("tls[{n}]"), format!("host \"{}\" has two certificates", spec.host)));
+        }
+        tls.push(spec);
+    }
     Ok(TenantSpec {
+        status,
+        tls,
         id: e.id,
         hosts,
         nodes,
@@ -315,6 +405,29 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         sessions,
         cors,
     })
+}
+
+/// A host's certificate and key, read from files (relative to the tenants file) or given as
+/// PEM, and checked: the chain parses, the key parses and matches the leaf certificate.
+fn tls_spec(tenants_file: &Path, e: TlsEntry, hosts: &[String]) -> Result<TlsSpec, String> {
+    let host = e.host.to_ascii_lowercase();
+    if !hosts.contains(&host) {
+        return Err(format!("host \"{}\" is not one of the tenant's hosts", e.host));
+    }
+    let dir = tenants_file.parent().unwrap_or(Path::new("."));
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).map_err(|err| format!("cannot read {path}: {err}"));
+    let cert_pem = match (e.cert_pem, e.cert_file) {
+        (Some(pem), None) => pem,
+        (None, Some(path)) => read(&path)?,
+        _ => return Err("give cert_file or cert_pem (one of them)".into()),
+    };
+    let key_pem = match (e.key_pem, e.key_file) {
+        (Some(pem), None) => pem,
+        (None, Some(path)) => read(&path)?,
+        _ => return Err("give key_file or key_pem (one of them)".into()),
+    };
+    crate::tenant::tls::CertifiedKey::parse(&cert_pem, &key_pem)?;
+    Ok(TlsSpec { host, cert_pem, key_pem })
 }
 
 /// The longest session a tenant may configure: a week.
@@ -392,7 +505,7 @@ fn course_activities(tenants_file: &Path, course: CourseEntry) -> Result<(String
     }
 }
 
-fn parse_node(text: &str) -> Result<NodeSpec, String> {
+pub fn parse_node(text: &str, weight: u32) -> Result<NodeSpec, String> {
     let url = url::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
     let tls = match url.scheme() {
         "http" => false,
@@ -407,7 +520,7 @@ fn parse_node(text: &str) -> Result<NodeSpec, String> {
     }
     let host = url.host_str().ok_or("the URL has no host")?.to_owned();
     let port = url.port_or_known_default().ok_or("the URL has no port")?;
-    Ok(NodeSpec { tls, host, port, base_path: url.path().trim_end_matches('/').to_owned() })
+    Ok(NodeSpec { tls, host, port, base_path: url.path().trim_end_matches('/').to_owned(), weight })
 }
 
 #[cfg(test)]
@@ -441,7 +554,7 @@ mod tests {
         assert_eq!(specs[0].lrs_password, "pw");
         assert_eq!(
             specs[0].nodes[0],
-            NodeSpec { tls: false, host: "127.0.0.1".into(), port: 9000, base_path: "/xapi".into() }
+            NodeSpec { tls: false, host: "127.0.0.1".into(), port: 9000, base_path: "/xapi".into(), weight: 1 }
         );
         assert_eq!((specs[0].default_ttl_seconds, specs[0].max_ttl_seconds), (3600, 28_800));
     }

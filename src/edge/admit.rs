@@ -15,10 +15,12 @@ use super::context::EdgeCtx;
 use super::cors::{CorsRefusal, FETCH_METHODS, XAPI_METHODS};
 use super::fetch::FETCH_PREFIX;
 use super::reads::ReadKind;
+use super::tls::Sni;
 use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
 use crate::auth::sessions::{FetchRefusal, SessionStore};
 use crate::auth::verify::{token_from_authorization, verify};
+use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded};
 use crate::policy::documents::{
@@ -67,8 +69,24 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     if path == "/healthz" {
         return Ok(Admission::Answered);
     }
-    let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
-    let tenant = state.tenants.load().resolve(host).ok_or(Denial::UnknownTenant)?.clone();
+    let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host());
+    let sni = session.digest().and_then(|d| d.ssl_digest.as_ref()).and_then(|s| s.extension.get::<Sni>());
+    let table = state.tenants.load();
+    let tenant = match (sni, host) {
+        // Over TLS the tenant is the SNI's; a Host naming another one is misdirected.
+        (Some(Sni(name)), host) => {
+            let tenant = table.resolve(name).ok_or(Denial::UnknownTenant)?;
+            if host.is_some_and(|h| table.resolve(h).is_none_or(|t| t.id != tenant.id)) {
+                return Err(Denial::MisdirectedRequest);
+            }
+            tenant.clone()
+        }
+        (None, host) => table.resolve(host.unwrap_or("")).ok_or(Denial::UnknownTenant)?.clone(),
+    };
+    drop(table);
+    if tenant.status == TenantStatus::Suspended {
+        return Err(Denial::TenantSuspended);
+    }
     ctx.tenant = Some(tenant.clone());
     let fetch_code = path.strip_prefix(FETCH_PREFIX);
     let origin = req.headers.get(ORIGIN).map(|v| v.as_bytes());

@@ -11,6 +11,7 @@ pub mod context;
 pub mod cors;
 pub mod fetch;
 pub mod reads;
+pub mod tls;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,9 +1,13 @@
 //! Tenants and the immutable `TenantTable` snapshot that requests read lock-free.
 //!
-//! A source (the file today, Postgres later) builds a whole table off the hot path and publishes
-//! it with `ArcSwap::store`; a request calls `load()` once and keeps its `Arc<Tenant>`.
+//! A source (the tenants file, or Postgres) builds tenants off the hot path and publishes a new
+//! table with `ArcSwap::store`; a request calls `load()` once and keeps its `Arc<Tenant>`. The
+//! table is a persistent map: replacing one tenant shares every other entry with the previous
+//! table, so a one-tenant change at 100,000 tenants costs O(log n), not a copy of the table.
 
 pub mod file;
+pub mod postgres;
+pub mod tls;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,11 +16,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use pingora::lb::HealthRegistry;
 
-use crate::auth::apikey::KeyHash;
+use self::tls::CertifiedKey;
+use crate::auth::apikey::ApiKey;
 use crate::auth::keys::TenantKeys;
 use crate::auth::sessions::SessionLimits;
 use crate::config::server::ServerConfig;
-use crate::config::tenants::TenantSpec;
+use crate::config::tenants::{TenantSpec, TenantStatus};
 use crate::edge::cors::CorsPolicy;
 use crate::policy::{CourseCatalog, TenantRules};
 use crate::upstream::UpstreamPool;
@@ -24,9 +29,12 @@ use crate::upstream::UpstreamPool;
 /// One tenant, ready to serve.
 pub struct Tenant {
     pub id: String,
+    pub status: TenantStatus,
+    /// Lower-case host names without port.
+    pub hosts: Vec<String>,
     pub keys: TenantKeys,
     pub upstream: UpstreamPool,
-    pub api_keys: Vec<KeyHash>,
+    pub api_keys: Vec<ApiKey>,
     pub default_ttl_seconds: u64,
     pub max_ttl_seconds: u64,
     pub max_body_bytes: usize,
@@ -37,12 +45,52 @@ pub struct Tenant {
     pub public_origin: Option<String>,
     pub sessions: SessionLimits,
     pub cors: CorsPolicy,
+    /// TLS certificates by host, for the edge's TLS listener.
+    pub certificates: HashMap<String, Arc<CertifiedKey>>,
+    /// A digest of the rows it was built from (Postgres mode), so an unchanged tenant is not
+    /// rebuilt on a resync; 0 from the file.
+    pub fingerprint: u64,
+}
+
+impl Tenant {
+    /// Build a tenant from its validated spec: keys, certificates, and its LRS node pool (DNS
+    /// is resolved here, once per load).
+    pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<HealthRegistry>) -> Result<Self, String> {
+        let upstream =
+            UpstreamPool::build(&spec.nodes, &spec.lrs_username, &spec.lrs_password, server.upstream, health)
+                .await
+                .map_err(|e| format!("tenant {}: {e}", spec.id))?;
+        let mut certificates = HashMap::with_capacity(spec.tls.len());
+        for t in &spec.tls {
+            let key = CertifiedKey::parse(&t.cert_pem, &t.key_pem).map_err(|e| format!("tenant {}: {e}", spec.id))?;
+            certificates.insert(t.host.clone(), Arc::new(key));
+        }
+        Ok(Tenant {
+            keys: TenantKeys::hs256(&spec.id, &spec.secret, &server.issuer, server.clock_skew_seconds),
+            status: spec.status,
+            hosts: spec.hosts,
+            upstream,
+            api_keys: spec.api_key_hashes,
+            default_ttl_seconds: spec.default_ttl_seconds,
+            max_ttl_seconds: spec.max_ttl_seconds,
+            max_body_bytes: spec.max_body_bytes.unwrap_or(server.max_body_bytes),
+            rules: spec.rules,
+            courses: spec.courses,
+            public_origin: spec.public_origin,
+            sessions: spec.sessions,
+            cors: spec.cors,
+            certificates,
+            fingerprint: 0,
+            id: spec.id,
+        })
+    }
 }
 
 /// Host name → tenant, for one config generation.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TenantTable {
-    by_host: HashMap<String, Arc<Tenant>>,
+    by_host: imbl::HashMap<String, Arc<Tenant>>,
+    by_id: imbl::HashMap<String, Arc<Tenant>>,
 }
 
 /// The shared holder every service reads from.
@@ -54,44 +102,70 @@ impl TenantTable {
         self.by_host.get(normalize_host(host).as_ref())
     }
 
-    pub fn tenant_count(&self) -> usize {
-        let mut ids: Vec<&str> = self.by_host.values().map(|t| t.id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+    /// The tenant with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.by_id.get(id)
     }
 
-    /// Build every tenant of a validated config. Resolves LRS node names.
+    pub fn tenant_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every tenant id, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.by_id.keys()
+    }
+
+    /// A table holding these tenants. A host served by two of them is refused.
+    pub fn from_tenants(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Result<Self, String> {
+        let mut table = TenantTable::default();
+        for tenant in tenants {
+            if table.by_id.contains_key(&tenant.id) {
+                return Err(format!("tenant \"{}\" is defined twice", tenant.id));
+            }
+            table = table.with_tenant(tenant)?;
+        }
+        Ok(table)
+    }
+
+    /// This table with `tenant` added, or replacing the tenant of the same id (its old hosts
+    /// removed). Refused when one of its hosts is served by another tenant.
+    pub fn with_tenant(&self, tenant: Arc<Tenant>) -> Result<Self, String> {
+        if let Some(host) = tenant.hosts.iter().find(|h| self.by_host.get(*h).is_some_and(|t| t.id != tenant.id)) {
+            return Err(format!("host \"{host}\" of tenant \"{}\" is served by another tenant", tenant.id));
+        }
+        let mut next = self.without_tenant(&tenant.id);
+        for host in &tenant.hosts {
+            next.by_host.insert(host.clone(), tenant.clone());
+        }
+        next.by_id.insert(tenant.id.clone(), tenant);
+        Ok(next)
+    }
+
+    /// This table without the tenant `id` (and its hosts).
+    pub fn without_tenant(&self, id: &str) -> Self {
+        let mut next = self.clone();
+        if let Some(old) = next.by_id.remove(id) {
+            for host in &old.hosts {
+                if next.by_host.get(host).is_some_and(|t| t.id == id) {
+                    next.by_host.remove(host);
+                }
+            }
+        }
+        next
+    }
+
+    /// Build every tenant of a validated config.
     pub async fn build(
         specs: Vec<TenantSpec>,
         server: &ServerConfig,
         health: &Arc<HealthRegistry>,
     ) -> Result<Self, String> {
-        let mut by_host = HashMap::new();
+        let mut tenants = Vec::with_capacity(specs.len());
         for spec in specs {
-            let upstream =
-                UpstreamPool::build(&spec.nodes, &spec.lrs_username, &spec.lrs_password, server.upstream, health)
-                    .await
-                    .map_err(|e| format!("tenant {}: {e}", spec.id))?;
-            let tenant = Arc::new(Tenant {
-                keys: TenantKeys::hs256(&spec.id, &spec.secret, &server.issuer, server.clock_skew_seconds),
-                upstream,
-                api_keys: spec.api_key_hashes,
-                default_ttl_seconds: spec.default_ttl_seconds,
-                max_ttl_seconds: spec.max_ttl_seconds,
-                max_body_bytes: spec.max_body_bytes.unwrap_or(server.max_body_bytes),
-                rules: spec.rules,
-                courses: spec.courses,
-                public_origin: spec.public_origin,
-                sessions: spec.sessions,
-                cors: spec.cors,
-                id: spec.id,
-            });
-            for host in spec.hosts {
-                by_host.insert(host, tenant.clone());
-            }
+            tenants.push(Arc::new(Tenant::build(spec, server, health).await?));
         }
-        Ok(TenantTable { by_host })
+        Self::from_tenants(tenants)
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::json;
 use self::request::{EndRequest, TokenRequest};
 use crate::auth::sessions::{FetchCode, FetchTicket, SessionStore};
 use crate::auth::{apikey, issue};
+use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::edge::fetch::fetch_url;
 use crate::http_io::{has_body, read_bounded};
@@ -75,6 +76,9 @@ impl TokenService {
         let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let table = self.store.load();
         let tenant = table.resolve(host).ok_or(Denial::UnknownTenant)?.clone();
+        if tenant.status == TenantStatus::Suspended {
+            return Err(Denial::TenantSuspended);
+        }
         let key = req
             .headers
             .get(AUTHORIZATION)
@@ -83,7 +87,8 @@ impl TokenService {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .ok_or(Denial::ApiKeyMissing)?;
-        if !apikey::matches(key, &tenant.api_keys) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if !apikey::matches(key, &tenant.api_keys, now) {
             return Err(Denial::ApiKeyInvalid);
         }
         let is_json =
@@ -96,7 +101,6 @@ impl TokenService {
         let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match route {
             Route::IssueToken => self.issue(&tenant, &body, now).await,
             Route::EndSession => self.end_session(&tenant, &body, now).await,

@@ -57,6 +57,7 @@ impl UpstreamPool {
                 .map_err(|e| format!("cannot resolve {}:{}: {e}", spec.host, spec.port))?;
             for addr in addrs {
                 let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
+                backend.weight = spec.weight as usize;
                 backend.ext.insert(NodeIndex(i));
                 backends.insert(backend);
             }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -132,6 +134,8 @@ pub struct Gate {
     pub edge: u16,
     pub token: u16,
     pub metrics: u16,
+    pub admin: u16,
+    pub edge_tls: u16,
     pub dir: tempfile::TempDir,
     extra_env: Vec<(String, String)>,
 }
@@ -148,6 +152,10 @@ pub struct GateOptions {
     pub lrs_base: String,
     /// The LRS credential tenant `acme` uses (default the stand-in's).
     pub lrs_credential: (String, String),
+    /// Postgres mode: the database URL and master keys (the tenants file is then not used).
+    pub database: Option<(String, String)>,
+    /// Open the edge's TLS listener too.
+    pub edge_tls: bool,
     /// Files written beside the tenants file (name, content), such as course structures.
     pub files: Vec<(String, String)>,
 }
@@ -162,6 +170,8 @@ impl GateOptions {
             acme_keys: String::new(),
             lrs_base: "/xapi".into(),
             lrs_credential: (LRS_USER.into(), LRS_PASSWORD.into()),
+            database: None,
+            edge_tls: false,
             files: Vec::new(),
         }
     }
@@ -242,15 +252,23 @@ api_key_hashes = ["{other_hash}"]
 impl Gate {
     pub fn start(opts: GateOptions) -> Gate {
         let dir = tempfile::tempdir().unwrap();
-        let (edge, token, metrics) = (free_port(), free_port(), free_port());
+        let (edge, token, metrics, admin, edge_tls) = (free_port(), free_port(), free_port(), free_port(), free_port());
+        let database = match &opts.database {
+            Some((url, keys)) => format!("[database]\nurl = \"{url}\"\nmaster_keys = \"{keys}\"\n"),
+            None => String::new(),
+        };
+        let tls = if opts.edge_tls { format!("edge_tls = \"127.0.0.1:{edge_tls}\"") } else { String::new() };
         std::fs::write(
             dir.path().join("lrsgate.toml"),
             format!(
                 r#"
+{database}
 [listen]
 edge = "127.0.0.1:{edge}"
+{tls}
 token_service = "127.0.0.1:{token}"
 metrics = "127.0.0.1:{metrics}"
+admin = "127.0.0.1:{admin}"
 [limits]
 body_read_timeout_seconds = 2
 [upstream]
@@ -274,6 +292,7 @@ graceful_shutdown_timeout_seconds = 1
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
         cmd.args(["serve", "-c"])
             .arg(dir.path().join("lrsgate.toml"))
+            .env_remove("LRSGATE_CONFIG")
             .env("TEST_LRS_PASSWORD", &opts.lrs_credential.1)
             .env("RUST_LOG", "warn,lrsgate=info")
             .stdout(Stdio::null())
@@ -282,7 +301,7 @@ graceful_shutdown_timeout_seconds = 1
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start lrsgate");
-        let gate = Gate { child: Some(child), edge, token, metrics, dir, extra_env: opts.extra_env };
+        let gate = Gate { child: Some(child), edge, token, metrics, admin, edge_tls, dir, extra_env: opts.extra_env };
         gate.wait_ready();
         gate
     }
@@ -297,6 +316,11 @@ graceful_shutdown_timeout_seconds = 1
             assert!(Instant::now() < deadline, "lrsgate did not start; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Run an `lrsgate` command (`migrate`, `tenant …`) against this gate's config; its JSON.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Value, String> {
+        cli(&self.dir.path().join("lrsgate.toml"), args, env)
     }
 
     /// Graceful upgrade: start a new process with `--upgrade` on the same config, then SIGQUIT
@@ -385,6 +409,22 @@ impl Drop for Gate {
         if let Some(mut child) = self.child.take() {
             kill(&mut child);
         }
+    }
+}
+
+/// Run an `lrsgate` command with `config`; its JSON output, or its error text.
+pub fn cli(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Result<Value, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lrsgate"));
+    cmd.arg("-c").arg(config).args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run lrsgate");
+    if out.status.success() {
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 

@@ -1,0 +1,454 @@
+//! What operators do to tenants in Postgres mode, in one place: the admin API and the CLI both
+//! call these. Each checks its input (so the error says what to fix) and writes rows; the
+//! schema's triggers then NOTIFY every instance, which reloads the tenant.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::GenericClient;
+
+use crate::auth::apikey;
+use crate::config::tenants::parse_node;
+use crate::edge::cors::parse_origin;
+use crate::secrets::MasterKeys;
+use crate::tenant::tls::CertifiedKey;
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpsError {
+    NotFound(String),
+    Conflict(String),
+    Invalid(String),
+    Database(String),
+}
+
+impl fmt::Display for OpsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpsError::NotFound(m) | OpsError::Conflict(m) | OpsError::Invalid(m) => f.write_str(m),
+            OpsError::Database(m) => write!(f, "database: {m}"),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for OpsError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let detail = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string());
+        match e.code() {
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => OpsError::Conflict(format!("already exists: {detail}")),
+            Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => OpsError::NotFound(format!("no such tenant: {detail}")),
+            Some(c) if *c == SqlState::CHECK_VIOLATION => OpsError::Invalid(format!("not allowed: {detail}")),
+            _ => OpsError::Database(detail),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, OpsError>;
+
+fn invalid(msg: impl Into<String>) -> OpsError {
+    OpsError::Invalid(msg.into())
+}
+
+fn check_tenant_id(id: &str) -> Result<()> {
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(()).ok_or_else(|| invalid(format!("\"{id}\" is not a tenant id (1-64 letters, digits, - and _)")))
+}
+
+fn check_host(host: &str) -> Result<String> {
+    let h = host.trim().to_ascii_lowercase();
+    let ok = !h.is_empty() && !h.contains(['/', ' ', '@', ':']) && h.len() <= 253;
+    ok.then_some(h).ok_or_else(|| invalid(format!("\"{host}\" is not a host name (no scheme, port or path)")))
+}
+
+fn check_upstream(url: &str, weight: i32) -> Result<()> {
+    let weight = u32::try_from(weight).map_err(|_| invalid("weight must be between 1 and 1000"))?;
+    if !(1..=1000).contains(&weight) {
+        return Err(invalid("weight must be between 1 and 1000"));
+    }
+    parse_node(url, weight).map(|_| ()).map_err(|e| invalid(format!("upstream url: {e}")))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn require_tenant(client: &impl GenericClient, id: &str) -> Result<()> {
+    let found = client.query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&id]).await?;
+    found.map(|_| ()).ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))
+}
+
+/// A new tenant: its id, where it is served, its LRS, and the edge's public origin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub id: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub upstreams: Vec<NewUpstream>,
+    pub lrs_username: String,
+    pub lrs_password: String,
+    pub public_origin: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpstream {
+    pub url: String,
+    #[serde(default = "one")]
+    pub weight: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Create a tenant with a fresh random signing secret, in one transaction.
+pub async fn create_tenant(
+    client: &mut tokio_postgres::Client,
+    master: &MasterKeys,
+    t: &NewTenant,
+) -> Result<TenantView> {
+    check_tenant_id(&t.id)?;
+    let hosts = t.hosts.iter().map(|h| check_host(h)).collect::<Result<Vec<_>>>()?;
+    for u in &t.upstreams {
+        check_upstream(&u.url, u.weight)?;
+    }
+    let origin = t.public_origin.as_deref().map(normalise_origin).transpose()?;
+    if t.lrs_username.contains(':') {
+        return Err(invalid("a Basic user name cannot contain ':'"));
+    }
+    let tx = client.transaction().await?;
+    tx.execute("INSERT INTO tenants (id, public_origin) VALUES ($1, $2)", &[&t.id, &origin]).await?;
+    for host in &hosts {
+        tx.execute("INSERT INTO tenant_hosts (host, tenant_id) VALUES ($1, $2)", &[host, &t.id]).await?;
+    }
+    for u in &t.upstreams {
+        tx.execute(
+            "INSERT INTO upstream_nodes (tenant_id, url, weight) VALUES ($1, $2, $3)",
+            &[&t.id, &u.url, &u.weight],
+        )
+        .await?;
+    }
+    let (password, kid) = master.seal(&format!("lrs_credentials/{}", t.id), t.lrs_password.as_bytes());
+    tx.execute(
+        "INSERT INTO lrs_credentials (tenant_id, username, password_enc, key_id) VALUES ($1, $2, $3, $4)",
+        &[&t.id, &t.lrs_username, &password, &kid],
+    )
+    .await?;
+    let (secret, kid) = master.seal(&format!("signing_keys/{}", t.id), random_secret().as_bytes());
+    tx.execute("INSERT INTO signing_keys (tenant_id, secret_enc, key_id) VALUES ($1, $2, $3)", &[&t.id, &secret, &kid])
+        .await?;
+    tx.commit().await?;
+    show_tenant(&*client, &t.id).await
+}
+
+fn normalise_origin(text: &str) -> Result<String> {
+    parse_origin(text).ok_or_else(|| invalid(format!("\"{text}\" is not an origin (http(s)://host[:port], no path)")))
+}
+
+/// A tenant as operators see it (no secret, no key hash).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantView {
+    pub id: String,
+    pub status: String,
+    pub public_origin: Option<String>,
+    pub hosts: Vec<String>,
+    pub upstreams: Vec<UpstreamView>,
+    pub lrs_username: Option<String>,
+    pub api_keys: Vec<ApiKeyView>,
+    pub cors_origins: Vec<String>,
+    pub certificates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UpstreamView {
+    pub id: i64,
+    pub url: String,
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiKeyView {
+    pub id: i64,
+    pub description: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// Tenants with their status and hosts.
+pub async fn list_tenants(client: &impl GenericClient) -> Result<Vec<serde_json::Value>> {
+    let rows = client
+        .query(
+            "SELECT t.id, t.status, coalesce(array_agg(h.host ORDER BY h.host) FILTER (WHERE h.host IS NOT NULL), '{}')
+             FROM tenants t LEFT JOIN tenant_hosts h ON h.tenant_id = t.id GROUP BY t.id ORDER BY t.id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let hosts: Vec<String> = r.get(2);
+            serde_json::json!({"id": r.get::<_, String>(0), "status": r.get::<_, String>(1), "hosts": hosts})
+        })
+        .collect())
+}
+
+pub async fn show_tenant(client: &impl GenericClient, id: &str) -> Result<TenantView> {
+    let row = client
+        .query_opt("SELECT status, public_origin FROM tenants WHERE id = $1", &[&id])
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))?;
+    let strings = |sql: &'static str| async move {
+        Ok::<Vec<String>, OpsError>(client.query(sql, &[&id]).await?.iter().map(|r| r.get(0)).collect())
+    };
+    let upstreams = client
+        .query("SELECT id, url, weight FROM upstream_nodes WHERE tenant_id = $1 ORDER BY id", &[&id])
+        .await?
+        .iter()
+        .map(|r| UpstreamView { id: r.get(0), url: r.get(1), weight: r.get(2) })
+        .collect();
+    let api_keys = client
+        .query(
+            "SELECT id, description, extract(epoch FROM created_at)::bigint, extract(epoch FROM expires_at)::bigint,
+                    revoked_at IS NOT NULL
+             FROM lms_api_keys WHERE tenant_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| ApiKeyView {
+            id: r.get(0),
+            description: r.get(1),
+            created_at: r.get(2),
+            expires_at: r.get(3),
+            revoked: r.get(4),
+        })
+        .collect();
+    let lrs_username =
+        client.query_opt("SELECT username FROM lrs_credentials WHERE tenant_id = $1", &[&id]).await?.map(|r| r.get(0));
+    Ok(TenantView {
+        id: id.to_owned(),
+        status: row.get(0),
+        public_origin: row.get(1),
+        hosts: strings("SELECT host FROM tenant_hosts WHERE tenant_id = $1 ORDER BY host").await?,
+        upstreams,
+        lrs_username,
+        api_keys,
+        cors_origins: strings("SELECT origin FROM cors_origins WHERE tenant_id = $1 ORDER BY origin").await?,
+        certificates: strings("SELECT host FROM tls_certificates WHERE tenant_id = $1 ORDER BY host").await?,
+    })
+}
+
+/// Suspend (`suspended`) or resume (`active`) a tenant.
+pub async fn set_status(client: &impl GenericClient, id: &str, status: &str) -> Result<()> {
+    if !matches!(status, "active" | "suspended") {
+        return Err(invalid(format!("unknown status \"{status}\" (known: active, suspended)")));
+    }
+    let n = client.execute("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1", &[&id, &status]).await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))
+}
+
+pub async fn set_public_origin(client: &impl GenericClient, id: &str, origin: Option<&str>) -> Result<()> {
+    let origin = origin.map(normalise_origin).transpose()?;
+    let n = client
+        .execute("UPDATE tenants SET public_origin = $2, updated_at = now() WHERE id = $1", &[&id, &origin])
+        .await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))
+}
+
+pub async fn delete_tenant(client: &impl GenericClient, id: &str) -> Result<()> {
+    let n = client.execute("DELETE FROM tenants WHERE id = $1", &[&id]).await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))
+}
+
+pub async fn add_host(client: &impl GenericClient, tenant: &str, host: &str) -> Result<String> {
+    let host = check_host(host)?;
+    require_tenant(client, tenant).await?;
+    client.execute("INSERT INTO tenant_hosts (host, tenant_id) VALUES ($1, $2)", &[&host, &tenant]).await?;
+    Ok(host)
+}
+
+pub async fn remove_host(client: &impl GenericClient, tenant: &str, host: &str) -> Result<()> {
+    let host = check_host(host)?;
+    let n = client.execute("DELETE FROM tenant_hosts WHERE host = $1 AND tenant_id = $2", &[&host, &tenant]).await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("tenant \"{tenant}\" has no host \"{host}\"")))
+}
+
+pub async fn add_upstream(client: &impl GenericClient, tenant: &str, url: &str, weight: i32) -> Result<i64> {
+    check_upstream(url, weight)?;
+    require_tenant(client, tenant).await?;
+    let row = client
+        .query_one(
+            "INSERT INTO upstream_nodes (tenant_id, url, weight) VALUES ($1, $2, $3) RETURNING id",
+            &[&tenant, &url, &weight],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn remove_upstream(client: &impl GenericClient, tenant: &str, node_id: i64) -> Result<()> {
+    let n = client.execute("DELETE FROM upstream_nodes WHERE id = $1 AND tenant_id = $2", &[&node_id, &tenant]).await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("tenant \"{tenant}\" has no upstream {node_id}")))
+}
+
+pub async fn set_lrs_credential(
+    client: &impl GenericClient,
+    master: &MasterKeys,
+    tenant: &str,
+    username: &str,
+    password: &str,
+) -> Result<()> {
+    if username.contains(':') {
+        return Err(invalid("a Basic user name cannot contain ':'"));
+    }
+    require_tenant(client, tenant).await?;
+    let (sealed, kid) = master.seal(&format!("lrs_credentials/{tenant}"), password.as_bytes());
+    client
+        .execute(
+            "INSERT INTO lrs_credentials (tenant_id, username, password_enc, key_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id) DO UPDATE SET username = $2, password_enc = $3, key_id = $4",
+            &[&tenant, &username, &sealed, &kid],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A new LMS API key: (id, key). The key is returned once; only its hash is stored.
+pub async fn create_api_key(
+    client: &impl GenericClient,
+    tenant: &str,
+    description: &str,
+    expires_in_days: Option<u32>,
+) -> Result<(i64, String)> {
+    require_tenant(client, tenant).await?;
+    let (key, _) = apikey::generate();
+    let hash = apikey::hash_key(&key).to_vec();
+    let days = expires_in_days.map(i64::from);
+    let row = client
+        .query_one(
+            "INSERT INTO lms_api_keys (tenant_id, key_hash, description, expires_at)
+             VALUES ($1, $2, $3, CASE WHEN $4::bigint IS NULL THEN NULL ELSE now() + make_interval(days => $4::bigint::int) END)
+             RETURNING id",
+            &[&tenant, &hash, &description, &days],
+        )
+        .await?;
+    Ok((row.get(0), key))
+}
+
+pub async fn revoke_api_key(client: &impl GenericClient, tenant: &str, key_id: i64) -> Result<()> {
+    let n = client
+        .execute(
+            "UPDATE lms_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2",
+            &[&key_id, &tenant],
+        )
+        .await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("tenant \"{tenant}\" has no API key {key_id}")))
+}
+
+pub async fn add_cors_origin(client: &impl GenericClient, tenant: &str, origin: &str) -> Result<String> {
+    let origin = if origin == "*" { "*".to_owned() } else { normalise_origin(origin)? };
+    require_tenant(client, tenant).await?;
+    client.execute("INSERT INTO cors_origins (tenant_id, origin) VALUES ($1, $2)", &[&tenant, &origin]).await?;
+    Ok(origin)
+}
+
+pub async fn remove_cors_origin(client: &impl GenericClient, tenant: &str, origin: &str) -> Result<()> {
+    let n =
+        client.execute("DELETE FROM cors_origins WHERE tenant_id = $1 AND origin = $2", &[&tenant, &origin]).await?;
+    (n == 1).then_some(()).ok_or_else(|| OpsError::NotFound(format!("tenant \"{tenant}\" does not allow \"{origin}\"")))
+}
+
+/// Set a host's certificate chain and private key (PEM); the key is sealed at rest.
+pub async fn put_certificate(
+    client: &impl GenericClient,
+    master: &MasterKeys,
+    tenant: &str,
+    host: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<()> {
+    let host = check_host(host)?;
+    CertifiedKey::parse(cert_pem, key_pem).map_err(invalid)?;
+    let owner = client.query_opt("SELECT tenant_id FROM tenant_hosts WHERE host = $1", &[&host]).await?;
+    if owner.map(|r| r.get::<_, String>(0)).as_deref() != Some(tenant) {
+        return Err(OpsError::NotFound(format!("tenant \"{tenant}\" has no host \"{host}\"")));
+    }
+    let (sealed, kid) = master.seal(&format!("tls_certificates/{tenant}/{host}"), key_pem.as_bytes());
+    client
+        .execute(
+            "INSERT INTO tls_certificates (host, tenant_id, cert_pem, key_enc, key_id) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (host) DO UPDATE SET cert_pem = $3, key_enc = $4, key_id = $5, updated_at = now()",
+            &[&host, &tenant, &cert_pem, &sealed, &kid],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A new admin API key: (id, key), the key shown once.
+pub async fn create_admin_key(client: &impl GenericClient, description: &str) -> Result<(i64, String)> {
+    let (key, _) = apikey::generate();
+    let key = key.replacen("lrsk_", "lrsa_", 1);
+    let hash = apikey::hash_key(&key).to_vec();
+    let row = client
+        .query_one(
+            "INSERT INTO admin_keys (key_hash, description) VALUES ($1, $2) RETURNING id",
+            &[&hash, &description],
+        )
+        .await?;
+    Ok((row.get(0), key))
+}
+
+/// Whether `presented` is a live admin key (looked up by its hash).
+pub async fn admin_key_valid(client: &impl GenericClient, presented: &str) -> Result<bool> {
+    let hash = apikey::hash_key(presented).to_vec();
+    Ok(client
+        .query_opt("SELECT 1 FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL", &[&hash])
+        .await?
+        .is_some())
+}
+
+/// Re-seal every secret with the sealing master key (after adding a new one first).
+pub async fn reseal_secrets(client: &mut tokio_postgres::Client, master: &MasterKeys) -> Result<usize> {
+    let tx = client.transaction().await?;
+    let mut count = 0;
+    for r in tx.query("SELECT tenant_id, password_enc, key_id FROM lrs_credentials FOR UPDATE", &[]).await? {
+        let (tenant, sealed, kid): (String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2));
+        let place = format!("lrs_credentials/{tenant}");
+        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
+        let (sealed, kid) = master.seal(&place, &plain);
+        tx.execute(
+            "UPDATE lrs_credentials SET password_enc = $2, key_id = $3 WHERE tenant_id = $1",
+            &[&tenant, &sealed, &kid],
+        )
+        .await?;
+        count += 1;
+    }
+    for r in tx.query("SELECT id, tenant_id, secret_enc, key_id FROM signing_keys FOR UPDATE", &[]).await? {
+        let (id, tenant, sealed, kid): (i64, String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let place = format!("signing_keys/{tenant}");
+        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
+        let (sealed, kid) = master.seal(&place, &plain);
+        tx.execute("UPDATE signing_keys SET secret_enc = $2, key_id = $3 WHERE id = $1", &[&id, &sealed, &kid]).await?;
+        count += 1;
+    }
+    for r in tx.query("SELECT host, tenant_id, key_enc, key_id FROM tls_certificates FOR UPDATE", &[]).await? {
+        let (host, tenant, sealed, kid): (String, String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let place = format!("tls_certificates/{tenant}/{host}");
+        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
+        let (sealed, kid) = master.seal(&place, &plain);
+        tx.execute("UPDATE tls_certificates SET key_enc = $2, key_id = $3 WHERE host = $1", &[&host, &sealed, &kid])
+            .await?;
+        count += 1;
+    }
+    tx.commit().await?;
+    Ok(count)
+}

@@ -1,0 +1,475 @@
+//! Postgres mode's tenant source: a full load at start, then `LISTEN lrsgate_config`; each
+//! notification names a tenant, and only that tenant is reloaded and published (the table is a
+//! persistent map, so the other tenants are shared, not copied). After a lost connection it
+//! reconnects with backoff and resyncs everything, because notifications were missed. While
+//! Postgres is away the last snapshot keeps serving; `lrsgate_config_snapshot_age_seconds`
+//! says for how long it has not been known current.
+//!
+//! Rows become the same external `TenantEntry` the tenants file gives, checked by the same
+//! validator, so both sources build identical `Tenant`s. A tenant whose rows do not validate is
+//! refused (logged, counted) and its running version keeps serving.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use log::{error, info, warn};
+use pingora::lb::HealthRegistry;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio_postgres::GenericClient;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Tenant, TenantStore, TenantTable};
+use crate::config::server::{DatabaseSettings, ServerConfig};
+use crate::config::tenants::{
+    self, ApiKeyEntry, CorsEntry, CourseEntry, LmsEntry, NodeEntry, PolicyEntry, SessionsEntry, SigningEntry,
+    TenantEntry, TlsEntry, TokensEntry, UpstreamEntry, WeightedNode,
+};
+use crate::metrics;
+use crate::secrets::MasterKeys;
+
+/// The NOTIFY channel the schema's triggers use.
+pub const CHANNEL: &str = "lrsgate_config";
+/// How long notifications are gathered before one reload (a burst of row changes to one tenant
+/// is one reload).
+const COALESCE: Duration = Duration::from_millis(20);
+/// How often the LISTEN connection is probed while no notification arrives.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Where errors about rows are said to come from.
+const SOURCE: &str = "postgres";
+
+/// One tenant as loaded: its rows as the file's entry, and a fingerprint of those rows (an
+/// unchanged tenant is not rebuilt on a resync).
+pub struct LoadedTenant {
+    pub id: String,
+    pub entry: Result<TenantEntry, String>,
+    pub fingerprint: u64,
+}
+
+/// The rows of one tenant, as read (secrets still sealed).
+#[derive(Default, Hash)]
+struct Rows {
+    status: String,
+    public_origin: Option<String>,
+    limits: [Option<i64>; 6],
+    cors_max_age: Option<i32>,
+    alternate_syntax: Option<String>,
+    switches: [Option<bool>; 5],
+    hosts: Vec<String>,
+    nodes: Vec<(String, i32)>,
+    credential: Option<(String, Vec<u8>, String)>,
+    signing: Option<(Vec<u8>, String)>,
+    api_keys: Vec<(Vec<u8>, Option<i64>)>,
+    cors: Vec<String>,
+    courses: Vec<(String, Vec<String>)>,
+    certificates: Vec<(String, String, Vec<u8>, String)>,
+}
+
+/// Read tenants: all of them (`ids` = `None`) or these. A tenant that does not exist is absent
+/// from the result.
+pub async fn load_tenants(
+    client: &impl GenericClient,
+    master: &MasterKeys,
+    ids: Option<&[String]>,
+) -> Result<Vec<LoadedTenant>, String> {
+    let filter: Option<Vec<String>> = ids.map(<[String]>::to_vec);
+    let q = |sql: &str| sql.replace("$FILTER", "($1::text[] IS NULL OR tenant_id = ANY($1))");
+    let db = |e: tokio_postgres::Error| format!("loading tenants: {e}");
+    let mut rows: HashMap<String, Rows> = HashMap::new();
+    for r in client
+        .query(
+            &q("SELECT id, status, public_origin, max_body_bytes, default_ttl_seconds, max_ttl_seconds,
+                       session_max_seconds, terminated_grace_seconds, fetch_ttl_seconds, cors_max_age_seconds,
+                       policy_alternate_syntax, policy_cmi5_other_objects, policy_require_session_id,
+                       policy_learner_preferences_writes, policy_activity_profile_writes, policy_cmi5_session_rules
+                FROM tenants WHERE ($1::text[] IS NULL OR id = ANY($1))"),
+            &[&filter],
+        )
+        .await
+        .map_err(db)?
+    {
+        let t = Rows {
+            status: r.get(1),
+            public_origin: r.get(2),
+            limits: [r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8)],
+            cors_max_age: r.get(9),
+            alternate_syntax: r.get(10),
+            switches: [r.get(11), r.get(12), r.get(13), r.get(14), r.get(15)],
+            ..Rows::default()
+        };
+        rows.insert(r.get(0), t);
+    }
+    let each = |sql: &str| {
+        let sql = q(sql);
+        let filter = filter.clone();
+        async move { client.query(&sql, &[&filter]).await.map_err(db) }
+    };
+    for r in each("SELECT tenant_id, host FROM tenant_hosts WHERE $FILTER ORDER BY host").await? {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.hosts.push(r.get(1));
+        }
+    }
+    for r in each("SELECT tenant_id, url, weight FROM upstream_nodes WHERE $FILTER ORDER BY id").await? {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.nodes.push((r.get(1), r.get(2)));
+        }
+    }
+    for r in each("SELECT tenant_id, username, password_enc, key_id FROM lrs_credentials WHERE $FILTER").await? {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.credential = Some((r.get(1), r.get(2), r.get(3)));
+        }
+    }
+    // The newest active secret signs (and, being the only one, verifies).
+    for r in each(
+        "SELECT DISTINCT ON (tenant_id) tenant_id, secret_enc, key_id FROM signing_keys
+         WHERE active AND $FILTER ORDER BY tenant_id, created_at DESC, id DESC",
+    )
+    .await?
+    {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.signing = Some((r.get(1), r.get(2)));
+        }
+    }
+    for r in each(
+        "SELECT tenant_id, key_hash, extract(epoch FROM expires_at)::bigint FROM lms_api_keys
+         WHERE revoked_at IS NULL AND $FILTER ORDER BY id",
+    )
+    .await?
+    {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.api_keys.push((r.get(1), r.get(2)));
+        }
+    }
+    for r in each("SELECT tenant_id, origin FROM cors_origins WHERE $FILTER ORDER BY origin").await? {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.cors.push(r.get(1));
+        }
+    }
+    for r in each("SELECT tenant_id, course_id, activities FROM courses WHERE $FILTER ORDER BY course_id").await? {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.courses.push((r.get(1), r.get(2)));
+        }
+    }
+    for r in each("SELECT tenant_id, host, cert_pem, key_enc, key_id FROM tls_certificates WHERE $FILTER ORDER BY host")
+        .await?
+    {
+        if let Some(t) = rows.get_mut(r.get::<_, &str>(0)) {
+            t.certificates.push((r.get(1), r.get(2), r.get(3), r.get(4)));
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(id, rows)| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            id.hash(&mut hasher);
+            rows.hash(&mut hasher);
+            let entry = to_entry(&id, rows, master);
+            LoadedTenant { id, entry, fingerprint: hasher.finish() }
+        })
+        .collect())
+}
+
+/// A tenant's rows as the tenants file's entry, its secrets opened.
+fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, String> {
+    let (username, password_enc, password_kid) =
+        t.credential.ok_or_else(|| format!("tenant {id} has no LRS credential (lrs_credentials)"))?;
+    let password = master
+        .open(&format!("lrs_credentials/{id}"), &password_kid, &password_enc)
+        .map_err(|e| e.0)
+        .and_then(|p| String::from_utf8(p).map_err(|_| format!("tenant {id}: the LRS password is not UTF-8")))?;
+    let (secret_enc, secret_kid) = t.signing.ok_or_else(|| format!("tenant {id} has no active signing key"))?;
+    let secret = master
+        .open(&format!("signing_keys/{id}"), &secret_kid, &secret_enc)
+        .map_err(|e| e.0)
+        .and_then(|s| String::from_utf8(s).map_err(|_| format!("tenant {id}: the signing secret is not UTF-8")))?;
+    let mut tls = Vec::with_capacity(t.certificates.len());
+    for (host, cert_pem, key_enc, key_kid) in t.certificates {
+        let key = master.open(&format!("tls_certificates/{id}/{host}"), &key_kid, &key_enc).map_err(|e| e.0)?;
+        let key_pem = String::from_utf8(key).map_err(|_| format!("tenant {id}: the TLS key of {host} is not PEM"))?;
+        tls.push(TlsEntry { host, cert_pem: Some(cert_pem), key_pem: Some(key_pem), ..TlsEntry::default() });
+    }
+    let seconds = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+    let [max_body, default_ttl, max_ttl, session_max, grace, fetch_ttl] = t.limits;
+    let [other_objects, session_id, preferences, activity_profile, session_rules] = t.switches;
+    Ok(TenantEntry {
+        id: id.to_owned(),
+        status: Some(t.status),
+        hosts: t.hosts,
+        public_origin: t.public_origin,
+        tls,
+        policy: PolicyEntry {
+            alternate_syntax: t.alternate_syntax,
+            cmi5_other_objects: other_objects,
+            require_session_id: session_id,
+            learner_preferences_writes: preferences,
+            activity_profile_writes: activity_profile,
+            cmi5_session_rules: session_rules,
+        },
+        sessions: SessionsEntry {
+            max_seconds: seconds(session_max),
+            terminated_grace_seconds: seconds(grace),
+            fetch_ttl_seconds: seconds(fetch_ttl),
+        },
+        cors: CorsEntry {
+            allowed_origins: t.cors,
+            max_age_seconds: t.cors_max_age.and_then(|v| u32::try_from(v).ok()),
+        },
+        course: t
+            .courses
+            .into_iter()
+            .map(|(course_id, activities)| CourseEntry { structure: None, id: Some(course_id), activities })
+            .collect(),
+        max_body_bytes: max_body.and_then(|v| usize::try_from(v).ok()),
+        upstream: UpstreamEntry {
+            nodes: t
+                .nodes
+                .into_iter()
+                .map(|(url, weight)| NodeEntry::Weighted(WeightedNode { url, weight: weight.max(0) as u32 }))
+                .collect(),
+            username,
+            password,
+        },
+        signing: SigningEntry { algorithms: None, secret },
+        tokens: TokensEntry { default_ttl_seconds: seconds(default_ttl), max_ttl_seconds: seconds(max_ttl) },
+        lms: LmsEntry {
+            api_key_hashes: Vec::new(),
+            api_keys: t
+                .api_keys
+                .into_iter()
+                .map(|(hash, expires)| ApiKeyEntry {
+                    hash: format!("sha256:{}", hex::encode(hash)),
+                    expires_at: expires.and_then(|e| u64::try_from(e).ok()),
+                })
+                .collect(),
+        },
+    })
+}
+
+/// Validate and build a loaded tenant.
+async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<HealthRegistry>) -> Result<Tenant, String> {
+    let entry = loaded.entry?;
+    let spec = tenants::validate_one(Path::new(SOURCE), entry).map_err(|e| e.to_string())?;
+    let mut tenant = Tenant::build(spec, server, health).await?;
+    tenant.fingerprint = loaded.fingerprint;
+    Ok(tenant)
+}
+
+/// Apply loaded tenants to `table`: changed ones rebuilt, unchanged ones kept, refused ones
+/// left as they were. `reloaded`: the ids that were asked for (any not loaded was deleted);
+/// `None`: a full resync (any tenant not loaded was deleted). Returns the new table and how
+/// many tenants were refused.
+pub async fn apply(
+    table: &TenantTable,
+    loaded: Vec<LoadedTenant>,
+    reloaded: Option<&[String]>,
+    server: &ServerConfig,
+    health: &Arc<HealthRegistry>,
+) -> (TenantTable, usize) {
+    let mut next = table.clone();
+    let present: std::collections::HashSet<String> = loaded.iter().map(|t| t.id.clone()).collect();
+    let gone: Vec<String> = match reloaded {
+        Some(ids) => ids.iter().filter(|id| !present.contains(*id)).cloned().collect(),
+        None => table.ids().filter(|id| !present.contains(*id)).cloned().collect(),
+    };
+    for id in gone {
+        info!("tenant {id} removed");
+        next = next.without_tenant(&id);
+    }
+    let mut refused = 0;
+    for tenant in loaded {
+        if table.get(&tenant.id).is_some_and(|t| t.fingerprint == tenant.fingerprint) {
+            continue;
+        }
+        let id = tenant.id.clone();
+        match build(tenant, server, health).await.and_then(|t| next.with_tenant(Arc::new(t))) {
+            Ok(with) => next = with,
+            Err(e) => {
+                refused += 1;
+                metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
+                error!("tenant {id} refused; its running version stays: {e}");
+            }
+        }
+    }
+    (next, refused)
+}
+
+/// Load every tenant into a new table (start-up, `check-config`).
+pub async fn load_table(
+    server: &ServerConfig,
+    db: &DatabaseSettings,
+    health: &Arc<HealthRegistry>,
+) -> Result<TenantTable, String> {
+    let client = crate::db::connect(&db.url).await?;
+    let loaded = load_tenants(&client, &db.master_keys, None).await?;
+    let (table, refused) = apply(&TenantTable::default(), loaded, None, server, health).await;
+    if refused > 0 {
+        warn!("{refused} tenant(s) refused at start (see above); the others serve");
+    }
+    Ok(table)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The background service that keeps the snapshot in step with Postgres.
+pub struct PostgresSource {
+    pub server: ServerConfig,
+    pub db: DatabaseSettings,
+    pub store: TenantStore,
+    pub health: Arc<HealthRegistry>,
+    /// Its own pool, on its own runtime.
+    pub pool: Pool,
+    /// Unix seconds at which the snapshot was last known to match the database.
+    pub synced_at: Arc<AtomicU64>,
+}
+
+/// Why a LISTEN cycle ended.
+enum CycleEnd {
+    Shutdown,
+    Lost(String),
+}
+
+impl PostgresSource {
+    fn report_age(&self) {
+        let age = unix_now().saturating_sub(self.synced_at.load(Ordering::Acquire));
+        metrics::SNAPSHOT_AGE.set(i64::try_from(age).unwrap_or(i64::MAX));
+    }
+
+    fn mark_synced(&self) {
+        self.synced_at.store(unix_now(), Ordering::Release);
+        self.report_age();
+    }
+
+    /// Reload `ids` (`None`: everything) and publish the result.
+    async fn reload(&self, ids: Option<&[String]>) -> Result<(), String> {
+        let client = self.pool.get().await.map_err(|e| format!("database pool: {e}"))?;
+        let client: &tokio_postgres::Client = &client;
+        let loaded = load_tenants(client, &self.db.master_keys, ids).await?;
+        let current = self.store.load_full();
+        let (next, refused) = apply(&current, loaded, ids, &self.server, &self.health).await;
+        let count = next.tenant_count();
+        self.store.store(Arc::new(next));
+        if refused == 0 {
+            metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
+        }
+        match ids {
+            None => info!("tenants resynced from Postgres: {count} tenant(s)"),
+            Some(ids) => info!("tenant(s) reloaded from Postgres: {}", ids.join(", ")),
+        }
+        Ok(())
+    }
+
+    /// Connect, LISTEN, resync, then reload each notified tenant until the connection is lost.
+    async fn cycle(&self, shutdown: &mut ShutdownWatch) -> CycleEnd {
+        let (client, mut connection) = match tokio_postgres::connect(&self.db.url, NoTls).await {
+            Ok(pair) => pair,
+            Err(e) => return CycleEnd::Lost(format!("cannot connect: {e}")),
+        };
+        // The connection is driven here, not just spawned: spawning it alone drops notifications.
+        let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let driver = tokio::spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if tx.send(n.payload().to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!("LISTEN connection failed: {e}");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
+        let _stop_driver = AbortOnDrop(driver);
+        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+            return CycleEnd::Lost(format!("LISTEN failed: {e}"));
+        }
+        // Listening now; what changed before (or while disconnected) is caught by a resync.
+        if let Err(e) = self.reload(None).await {
+            return CycleEnd::Lost(e);
+        }
+        self.mark_synced();
+        let mut probe = tokio::time::interval(PROBE_EVERY);
+        probe.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return CycleEnd::Shutdown,
+                id = notified.recv() => {
+                    let Some(id) = id else { return CycleEnd::Lost("LISTEN connection closed".into()) };
+                    let mut ids = vec![id];
+                    tokio::time::sleep(COALESCE).await;
+                    while let Ok(more) = notified.try_recv() {
+                        if !ids.contains(&more) {
+                            ids.push(more);
+                        }
+                    }
+                    if let Err(e) = self.reload(Some(&ids)).await {
+                        return CycleEnd::Lost(e);
+                    }
+                    self.mark_synced();
+                }
+                _ = probe.tick() => {
+                    match tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("SELECT 1")).await {
+                        Ok(Ok(_)) => self.mark_synced(),
+                        Ok(Err(e)) => return CycleEnd::Lost(format!("probe failed: {e}")),
+                        Err(_) => return CycleEnd::Lost("probe timed out".into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stops the LISTEN connection's driver when a cycle ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[async_trait]
+impl BackgroundService for PostgresSource {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let started = std::time::Instant::now();
+            match self.cycle(&mut shutdown).await {
+                CycleEnd::Shutdown => return,
+                CycleEnd::Lost(why) => {
+                    metrics::CONFIG_SOURCE_ERRORS.inc();
+                    if started.elapsed() > BACKOFF_MAX {
+                        backoff = BACKOFF_MIN;
+                    }
+                    warn!("Postgres tenant source: {why}; the last snapshot keeps serving, retrying in {backoff:?}");
+                }
+            }
+            // Wait out the backoff, reporting the snapshot's growing age.
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until {
+                self.report_age();
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(250).min(until - tokio::time::Instant::now())) => {}
+                }
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
