@@ -223,13 +223,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
-type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<pingora::lb::HealthRegistry>);
+type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<lrsgate::upstream::Balancers>);
 
 /// Load and validate everything before Pingora starts, so a bad config never takes over the
 /// listeners of a running instance during an upgrade.
 fn load(config: &Path) -> Result<Loaded, String> {
     let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
-    let health = server::health_registry();
+    let health = server::balancers();
     let table = runtime()?.block_on(async {
         match &cfg.database {
             None => lrsgate::tenant::file::load_table(&cfg, &health).await,

@@ -9,6 +9,8 @@ use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::lb::health_check::TcpHealthCheck;
 use pingora::lb::{HealthCheckService, HealthRegistry};
+
+use crate::upstream::Balancers;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -27,15 +29,16 @@ use crate::tenant::postgres::PostgresSource;
 use crate::tenant::{TenantStore, TenantTable};
 use crate::token_service::TokenService;
 
-/// A health registry with the TCP connect check every tenant's LRS nodes share.
-pub fn health_registry() -> Arc<HealthRegistry> {
+/// The balancers every tenant's LRS nodes come from, on one health registry with a TCP
+/// connect check.
+pub fn balancers() -> Arc<Balancers> {
     let registry = Arc::new(HealthRegistry::new());
     let mut check = TcpHealthCheck::new();
     // One failed connect marks a node down; one success brings it back.
     check.consecutive_failure = 1;
     check.consecutive_success = 1;
     registry.set_health_check(check);
-    registry
+    Arc::new(Balancers::new(registry))
 }
 
 /// Pingora's own settings from our config file.
@@ -55,7 +58,7 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
 }
 
 /// Everything `serve` starts. `table` is the first snapshot, already loaded and validated.
-pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<HealthRegistry>) -> Result<Server, String> {
+pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balancers>) -> Result<Server, String> {
     metrics::init();
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg));
     server.bootstrap();
@@ -92,7 +95,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Health
     let mut prometheus = pingora_prometheus::prometheus_http_service();
     prometheus.add_tcp(&cfg.metrics_listen.to_string());
 
-    let mut health_service = HealthCheckService::new(health.clone());
+    let mut health_service = HealthCheckService::new(health.registry().clone());
     health_service.health_check_frequency = Some(cfg.upstream.health_check_interval);
     health_service.parallel_health_check = true;
 

@@ -162,7 +162,7 @@ pub struct ApiKeyEntry {
 }
 
 /// One LRS node, parsed from its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeSpec {
     pub tls: bool,
     pub host: String,

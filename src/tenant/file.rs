@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::upstream::Balancers;
 use async_trait::async_trait;
 use log::{error, info};
-use pingora::lb::HealthRegistry;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
@@ -21,7 +21,7 @@ use crate::metrics;
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Load the tenants file into a new table (used at start, by `check-config`, and on reload).
-pub async fn load_table(server: &ServerConfig, health: &Arc<HealthRegistry>) -> Result<TenantTable, String> {
+pub async fn load_table(server: &ServerConfig, health: &Arc<Balancers>) -> Result<TenantTable, String> {
     let path = server.tenants_file.clone();
     let specs = tokio::task::spawn_blocking(move || tenants::load(&path))
         .await
@@ -34,7 +34,7 @@ pub async fn load_table(server: &ServerConfig, health: &Arc<HealthRegistry>) -> 
 pub struct FileSource {
     pub server: ServerConfig,
     pub store: TenantStore,
-    pub health: Arc<HealthRegistry>,
+    pub health: Arc<Balancers>,
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

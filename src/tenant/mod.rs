@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::upstream::Balancers;
 use arc_swap::ArcSwap;
-use pingora::lb::HealthRegistry;
 
 use self::tls::CertifiedKey;
 use crate::auth::apikey::ApiKey;
@@ -55,7 +55,7 @@ pub struct Tenant {
 impl Tenant {
     /// Build a tenant from its validated spec: keys, certificates, and its LRS node pool (DNS
     /// is resolved here, once per load).
-    pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<HealthRegistry>) -> Result<Self, String> {
+    pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
         let upstream =
             UpstreamPool::build(&spec.nodes, &spec.lrs_username, &spec.lrs_password, server.upstream, health)
                 .await
@@ -156,11 +156,7 @@ impl TenantTable {
     }
 
     /// Build every tenant of a validated config.
-    pub async fn build(
-        specs: Vec<TenantSpec>,
-        server: &ServerConfig,
-        health: &Arc<HealthRegistry>,
-    ) -> Result<Self, String> {
+    pub async fn build(specs: Vec<TenantSpec>, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
         let mut tenants = Vec::with_capacity(specs.len());
         for spec in specs {
             tenants.push(Arc::new(Tenant::build(spec, server, health).await?));

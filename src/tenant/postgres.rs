@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::upstream::Balancers;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use log::{error, info, warn};
-use pingora::lb::HealthRegistry;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio_postgres::GenericClient;
@@ -256,7 +256,7 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
 }
 
 /// Validate and build a loaded tenant.
-async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<HealthRegistry>) -> Result<Tenant, String> {
+async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Tenant, String> {
     let entry = loaded.entry?;
     let spec = tenants::validate_one(Path::new(SOURCE), entry).map_err(|e| e.to_string())?;
     let mut tenant = Tenant::build(spec, server, health).await?;
@@ -273,7 +273,7 @@ pub async fn apply(
     loaded: Vec<LoadedTenant>,
     reloaded: Option<&[String]>,
     server: &ServerConfig,
-    health: &Arc<HealthRegistry>,
+    health: &Arc<Balancers>,
 ) -> (TenantTable, usize) {
     let mut next = table.clone();
     let present: std::collections::HashSet<String> = loaded.iter().map(|t| t.id.clone()).collect();
@@ -307,7 +307,7 @@ pub async fn apply(
 pub async fn load_table(
     server: &ServerConfig,
     db: &DatabaseSettings,
-    health: &Arc<HealthRegistry>,
+    health: &Arc<Balancers>,
 ) -> Result<TenantTable, String> {
     let client = crate::db::connect(&db.url).await?;
     let loaded = load_tenants(&client, &db.master_keys, None).await?;
@@ -327,7 +327,7 @@ pub struct PostgresSource {
     pub server: ServerConfig,
     pub db: DatabaseSettings,
     pub store: TenantStore,
-    pub health: Arc<HealthRegistry>,
+    pub health: Arc<Balancers>,
     /// Its own pool, on its own runtime.
     pub pool: Pool,
     /// Unix seconds at which the snapshot was last known to match the database.

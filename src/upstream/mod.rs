@@ -1,10 +1,16 @@
-//! Per-tenant LRS node pools: a round-robin `LoadBalancer` whose health comes from one shared
-//! `HealthRegistry` (so two tenants on the same LRS node share one probe), the LRS credential,
-//! and the peer options every upstream connection uses.
+//! Per-tenant LRS node pools: a weighted round-robin `LoadBalancer` whose health comes from one
+//! shared `HealthRegistry` (so two tenants on the same LRS node share one probe), the LRS
+//! credential, and the peer options every upstream connection uses.
+//!
+//! Tenants with the same node set share one balancer ([`Balancers`]): a SaaS provider's tenants
+//! mostly sit on the same LRS fleet, and Pingora 0.9's registry reconciles every registered
+//! balancer on each registration (quadratic in their number), so 100,000 per-tenant balancers
+//! would take minutes to load and kilobytes each.
 
 pub mod forward;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -31,24 +37,48 @@ pub struct UpstreamNode {
 #[derive(Debug, Clone, Copy)]
 struct NodeIndex(usize);
 
-/// A tenant's LRS nodes.
-pub struct UpstreamPool {
+/// A balancer over one node set, shared by every tenant with that node set.
+pub struct Balancer {
     lb: LoadBalancer<RoundRobin>,
     nodes: Vec<Arc<UpstreamNode>>,
-    /// `Basic …` for the LRS; replaces the client's `Authorization` on every forwarded request.
-    pub authorization: String,
-    timeouts: UpstreamTimeouts,
 }
 
-impl UpstreamPool {
-    /// Resolve the nodes and build the balancer. DNS is resolved here, once per config load.
-    pub async fn build(
-        specs: &[NodeSpec],
-        username: &str,
-        password: &str,
-        timeouts: UpstreamTimeouts,
-        health: &Arc<HealthRegistry>,
-    ) -> Result<Self, String> {
+/// The shared health registry and the balancers built on it, one per distinct node set. Used
+/// only while building tenants (off the hot path); a balancer no tenant holds any more is
+/// dropped (and leaves the registry).
+pub struct Balancers {
+    registry: Arc<HealthRegistry>,
+    shared: Mutex<HashMap<Vec<NodeSpec>, Weak<Balancer>>>,
+}
+
+impl Balancers {
+    pub fn new(registry: Arc<HealthRegistry>) -> Self {
+        Balancers { registry, shared: Mutex::new(HashMap::new()) }
+    }
+
+    /// The registry the health-check service probes.
+    pub fn registry(&self) -> &Arc<HealthRegistry> {
+        &self.registry
+    }
+
+    /// The balancer for `specs`: the one already built for the same node set, or a new one.
+    pub async fn get(&self, specs: &[NodeSpec]) -> Result<Arc<Balancer>, String> {
+        // The lock is never held across an await (DNS), and is poisoned only by a panic.
+        let known = self.shared.lock().map_err(|_| "balancer cache poisoned")?.get(specs).and_then(Weak::upgrade);
+        if let Some(balancer) = known {
+            return Ok(balancer);
+        }
+        let balancer = Arc::new(Balancer::build(specs, &self.registry).await?);
+        let mut shared = self.shared.lock().map_err(|_| "balancer cache poisoned")?;
+        shared.retain(|_, weak| weak.strong_count() > 0);
+        shared.insert(specs.to_vec(), Arc::downgrade(&balancer));
+        Ok(balancer)
+    }
+}
+
+impl Balancer {
+    /// Resolve the nodes and build the balancer. DNS is resolved here, once per build.
+    async fn build(specs: &[NodeSpec], health: &Arc<HealthRegistry>) -> Result<Self, String> {
         let mut backends = std::collections::BTreeSet::new();
         let mut nodes = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
@@ -73,9 +103,29 @@ impl UpstreamPool {
         }
         let lb = LoadBalancer::from_backends(Backends::new_with_health_registry(Static::new(backends), health.clone()));
         lb.update().await.map_err(|e| format!("load balancer: {e}"))?;
+        Ok(Balancer { lb, nodes })
+    }
+}
+
+/// A tenant's LRS nodes.
+pub struct UpstreamPool {
+    balancer: Arc<Balancer>,
+    /// `Basic …` for the LRS; replaces the client's `Authorization` on every forwarded request.
+    pub authorization: String,
+    timeouts: UpstreamTimeouts,
+}
+
+impl UpstreamPool {
+    /// The tenant's pool: the (shared) balancer for its nodes, its credential and timeouts.
+    pub async fn build(
+        specs: &[NodeSpec],
+        username: &str,
+        password: &str,
+        timeouts: UpstreamTimeouts,
+        balancers: &Balancers,
+    ) -> Result<Self, String> {
         Ok(UpstreamPool {
-            lb,
-            nodes,
+            balancer: balancers.get(specs).await?,
             authorization: format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))),
             timeouts,
         })
@@ -83,8 +133,8 @@ impl UpstreamPool {
 
     /// Pick a healthy node (round robin) and the peer to reach it.
     pub fn select(&self) -> Option<(Box<HttpPeer>, &Arc<UpstreamNode>)> {
-        let backend = self.lb.select(b"", 64)?;
-        let node = &self.nodes[backend.ext.get::<NodeIndex>()?.0];
+        let backend = self.balancer.lb.select(b"", 64)?;
+        let node = &self.balancer.nodes[backend.ext.get::<NodeIndex>()?.0];
         let addr = *backend.addr.as_inet()?;
         let mut peer = HttpPeer::new(addr, node.tls, node.sni.clone());
         let o = &mut peer.options;
@@ -97,7 +147,7 @@ impl UpstreamPool {
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.balancer.nodes.len()
     }
 
     pub fn idle_timeout(&self) -> std::time::Duration {

@@ -1,18 +1,23 @@
-//! A throwaway PostgreSQL cluster for tests: `initdb` + `pg_ctl` (Debian's `postgresql`
-//! binaries) in a temp dir on a free loopback port, which a test can stop and start again to
-//! prove outages. As root (CI), the server runs as the `postgres` user, since PostgreSQL refuses
-//! to run as root.
+//! A throwaway PostgreSQL cluster for tests and benches: `initdb` + `pg_ctl` (Debian's
+//! `postgresql` binaries) in a temp dir on a free loopback port, which a test can stop and start
+//! again to prove outages. As root (CI), the server runs as the `postgres` user, since PostgreSQL
+//! refuses to run as root. Self-contained: `bench/tenants_scale.rs` includes it too.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::free_port;
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 pub struct PgCluster {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// Extra `-c` settings for every start.
+    extra: String,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `psql`.
@@ -27,20 +32,26 @@ fn bin_dir() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free check: `id -u` prints 0 for root.
+    // `id -u` prints 0 for root.
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 impl PgCluster {
     /// A new cluster, started, with a superuser `lrsgate` (trust auth, loopback and socket only).
     pub fn start() -> PgCluster {
+        Self::start_with(&[])
+    }
+
+    /// A new cluster with extra server settings (`-c name=value` pairs).
+    pub fn start_with(settings: &[&str]) -> PgCluster {
         let dir = tempfile::tempdir().unwrap();
         let as_postgres = is_root();
         if as_postgres {
             let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
             assert!(ok.success(), "chown to postgres failed (does the postgres user exist?)");
         }
-        let cluster = PgCluster { port: free_port(), dir, bin: bin_dir(), as_postgres };
+        let extra = settings.iter().map(|s| format!(" -c {s}")).collect();
+        let cluster = PgCluster { port: free_port(), dir, bin: bin_dir(), as_postgres, extra };
         let data = cluster.data();
         let out = cluster.run("initdb", &["-D", &data, "-U", "lrsgate", "--auth=trust", "-E", "UTF8", "--no-sync"]);
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -72,7 +83,12 @@ impl PgCluster {
     /// connects over TCP, cannot reach it, while the test still can).
     pub fn start_server(&self, tcp: bool) {
         let listen = if tcp { "127.0.0.1" } else { "" };
-        let opts = format!("-p {} -k {} -c listen_addresses='{listen}' -c fsync=off", self.port, self.socket_dir());
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses='{listen}' -c fsync=off{}",
+            self.port,
+            self.socket_dir(),
+            self.extra
+        );
         let log = self.dir.path().join("pg.log").display().to_string();
         let out = self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]);
         assert!(out.status.success(), "pg_ctl start failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
