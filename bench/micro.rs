@@ -2,7 +2,10 @@
 //! `cargo bench --bench micro` (add `-- --quick` for a short run).
 //!
 //! - strict parse + policy judgement of one 1 KB cmi5 statement, and of a batch of 100;
-//! - HS256 session token verification (uncached: every call decodes and checks the signature);
+//! - HS256 session token verification, uncached (every call decodes and checks the signature)
+//!   and cached (a session's later requests: lookup + expiry check);
+//! - token issuance;
+//! - tenant lookup by host in a 100,000-tenant snapshot (the table Postgres mode publishes);
 //! - the forced-filter rewrite of a statements query.
 
 use std::hint::black_box;
@@ -96,8 +99,51 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("token_verify_hs256_uncached", |b| {
         b.iter(|| verify(black_box(&token), "acme", &keys, &CourseCatalog::new()).unwrap())
     });
+    let cache = lrsgate::auth::verify::VerifyCache::default();
+    let courses = CourseCatalog::new();
+    cache.verify(&token, "acme", &keys, &courses, now).unwrap();
+    c.bench_function("token_verify_hs256_cached", |b| {
+        b.iter(|| cache.verify(black_box(&token), "acme", &keys, &courses, now).unwrap())
+    });
     c.bench_function("token_issue_hs256", |b| {
         b.iter(|| lrsgate::auth::issue::sign(&request.claims("acme", "lrsgate", now, 3600, 3600), &keys).unwrap())
+    });
+}
+
+/// A 100,000-tenant table as a source publishes it (every tenant on one LRS node set).
+fn tenant_lookup(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use lrsgate::config::server::{ServerConfig, ServerFile};
+    use lrsgate::config::tenants::{validate, TenantsFile};
+    use lrsgate::tenant::TenantTable;
+
+    const TENANTS: usize = 100_000;
+    let text: String = (0..TENANTS)
+        .map(|i| {
+            format!(
+                "[[tenant]]\nid = \"t{i:06}\"\nhosts = [\"t{i:06}.lrs.example\"]\n[tenant.upstream]\n\
+                 nodes = [\"http://127.0.0.1:9/xapi\"]\nusername = \"u\"\npassword = \"p\"\n\
+                 [tenant.signing]\nsecret = \"bench-signing-secret-0123456789abcdef\"\n"
+            )
+        })
+        .collect();
+    let file = std::path::Path::new("bench.toml");
+    let raw: TenantsFile = toml::from_str(&text).unwrap();
+    let specs = validate(file, raw).unwrap();
+    let server = ServerConfig::from_file(file, ServerFile::default()).unwrap();
+    let balancers = lrsgate::server::balancers();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let table = Arc::new(arc_swap::ArcSwap::from_pointee(
+        runtime.block_on(TenantTable::build(specs, &server, &balancers)).unwrap(),
+    ));
+    let hosts: Vec<String> = (0..1024).map(|i| format!("t{:06}.lrs.example", (i * 7919) % TENANTS)).collect();
+    let mut i = 0;
+    c.bench_function("tenant_lookup_100k", |b| {
+        b.iter(|| {
+            i = (i + 1) % hosts.len();
+            assert!(table.load().resolve(black_box(&hosts[i])).is_some());
+        })
     });
 }
 
@@ -109,5 +155,5 @@ fn query(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, validation, tokens, query);
+criterion_group!(benches, validation, tokens, tenant_lookup, query);
 criterion_main!(benches);

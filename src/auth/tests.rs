@@ -134,3 +134,28 @@ fn authorization_header_rules() {
         assert_eq!(token_from_authorization(header), want, "{rule}");
     }
 }
+
+#[test]
+fn the_verification_cache_answers_only_for_the_exact_token_and_still_checks_expiry() {
+    use super::verify::VerifyCache;
+    let cache = VerifyCache::default();
+    let courses = crate::policy::CourseCatalog::new();
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = signed(&claims());
+    let first = cache.verify(&token, "acme", &keys(), &courses, now).unwrap();
+    let again = cache.verify(&token, "acme", &keys(), &courses, now).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "the second call is answered from the cache");
+    // Expiry is still checked on a hit: past exp + leeway (30 s) the cached token is refused.
+    let exp = first.claims.exp;
+    assert!(cache.verify(&token, "acme", &keys(), &courses, exp + 30).is_ok(), "within the leeway");
+    assert_eq!(cache.verify(&token, "acme", &keys(), &courses, exp + 31).unwrap_err(), TokenError::Expired);
+    // A token that differs by one byte is not a hit: it is verified, and refused.
+    let mut bent = token.clone();
+    let last = bent.pop().unwrap();
+    bent.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(cache.verify(&bent, "acme", &keys(), &courses, now).is_err());
+    // Another tenant's snapshot has its own cache: nothing is shared.
+    let other = VerifyCache::default();
+    let other_keys = TenantKeys::hs256("other", b"another-secret-another-secret-xx", "lrsgate", 30);
+    assert_eq!(other.verify(&token, "other", &other_keys, &courses, now).unwrap_err(), TokenError::WrongTenant);
+}

@@ -99,3 +99,56 @@ pub fn verify(
     let grant = claims.grant(courses).map_err(|_| TokenError::BadPayload)?;
     Ok((claims, grant))
 }
+
+/// A verified token: its claims and grant.
+#[derive(Debug)]
+pub struct Verified {
+    pub claims: SessionClaims,
+    pub grant: Grant,
+}
+
+/// The most tokens one tenant's cache holds before it starts over.
+pub const VERIFY_CACHE_CAPACITY: usize = 65_536;
+
+/// Tokens this tenant already verified, so a session's later requests skip the signature check
+/// (HMAC + JSON decode) and only have their expiry checked. It belongs to one tenant snapshot:
+/// a reload (a new key, a changed course) starts with an empty cache. Lock-free reads; created
+/// on first use, so idle tenants cost nothing; bounded (cleared when full).
+#[derive(Default)]
+pub struct VerifyCache {
+    tokens: std::sync::OnceLock<papaya::HashMap<Box<str>, std::sync::Arc<Verified>>>,
+}
+
+impl VerifyCache {
+    /// `verify`, answered from the cache when this exact token was verified before and is
+    /// still within `exp`/`nbf` (with the tenant's leeway) at `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        tenant_id: &str,
+        keys: &TenantKeys,
+        courses: &CourseCatalog,
+        now: u64,
+    ) -> Result<std::sync::Arc<Verified>, TokenError> {
+        let tokens = self.tokens.get_or_init(papaya::HashMap::new);
+        let leeway = keys.validation.leeway;
+        if let Some(hit) = tokens.pin().get(token) {
+            let c = &hit.claims;
+            if now > c.exp.saturating_add(leeway) {
+                return Err(TokenError::Expired);
+            }
+            if now.saturating_add(leeway) < c.nbf {
+                return Err(TokenError::NotYetValid);
+            }
+            return Ok(hit.clone());
+        }
+        let (claims, grant) = verify(token, tenant_id, keys, courses)?;
+        let verified = std::sync::Arc::new(Verified { claims, grant });
+        let pinned = tokens.pin();
+        if pinned.len() >= VERIFY_CACHE_CAPACITY {
+            pinned.clear();
+        }
+        pinned.insert(token.into(), verified.clone());
+        Ok(verified)
+    }
+}

@@ -19,7 +19,7 @@ use super::tls::Sni;
 use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
 use crate::auth::sessions::{FetchRefusal, SessionStore};
-use crate::auth::verify::{token_from_authorization, verify};
+use crate::auth::verify::token_from_authorization;
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded};
@@ -142,16 +142,19 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
         }
     }
     let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
-    let (claims, grant) = verify(token, &tenant.id, &tenant.keys, &tenant.courses).map_err(Denial::Token)?;
+    let now = unix_now();
+    let verified =
+        tenant.verified.verify(token, &tenant.id, &tenant.keys, &tenant.courses, now).map_err(Denial::Token)?;
+    let (claims, grant) = (&verified.claims, &verified.grant);
     if let Some(record) = state.sessions.lookup(&tenant.id, &claims.session_id) {
-        record.status(unix_now(), tenant.sessions.terminated_grace_seconds).map_err(Denial::SessionEnded)?;
+        record.status(now, tenant.sessions.terminated_grace_seconds).map_err(Denial::SessionEnded)?;
     }
 
     let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
     ctx.token_id = Some(claims.jti.clone());
-    let token = TokenFacts { claims: &claims, sessions: state.sessions };
-    let admission = judge(session, ctx, (&grant, &token), resource, &judged, &tenant).await;
-    ctx.learner = Some(grant.actor);
+    let token = TokenFacts { claims, sessions: state.sessions };
+    let admission = judge(session, ctx, (grant, &token), resource, &judged, &tenant).await;
+    ctx.learner = Some(grant.actor.clone());
     if let Some(a) = judged.alternate {
         ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
         if let Ok(Admission::Proxy | Admission::ForwardDirect(_)) = admission {

@@ -47,6 +47,8 @@ pub struct Tenant {
     pub cors: CorsPolicy,
     /// TLS certificates by host, for the edge's TLS listener.
     pub certificates: HashMap<String, Arc<CertifiedKey>>,
+    /// Tokens already verified for this snapshot of the tenant.
+    pub verified: crate::auth::verify::VerifyCache,
     /// A digest of the rows it was built from (Postgres mode), so an unchanged tenant is not
     /// rebuilt on a resync; 0 from the file.
     pub fingerprint: u64,
@@ -81,6 +83,7 @@ impl Tenant {
             cors: spec.cors,
             certificates,
             fingerprint: 0,
+            verified: Default::default(),
             id: spec.id,
         })
     }

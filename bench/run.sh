@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# lrsgate's bench harness: one command that builds in release mode, starts what it needs (the
+# fast stand-in LRS, nginx as a plain reverse proxy, lrsgate), runs every scenario against the
+# baselines measured in the same run, stops everything it started, and prints a table.
+#
+#   bash bench/run.sh [seconds=10] [connections=32]
+#
+# Results: bench/results/bench.md, bench/results/bench.json and bench/results/latency.svg.
+# SCENARIOS (default all): post_1kb post_batch10 post_batch100 get_list get_single issue fetch
+# idle tenants. TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
+#
+# Load: wrk (Debian) with bench/xapi.lua, which rotates tokens and tenants (10,000 distinct
+# tokens) and cmi5 fetch codes; bench/prepare.py makes the inputs (tenants files, statements,
+# tokens, fetch codes) and holds the idle connections. No load generator of our own: wrk does
+# all of it.
+# Pinning: wrk on CPU 0; the stand-in LRS, nginx and lrsgate on CPU 1 (taskset, when the
+# machine has 2+ CPUs), so every path gets the same server core and lrsgate's cost shows as lost
+# throughput on it. lrsgate's CPU time per request comes from /proc/<pid>/stat, its peak RSS
+# from VmHWM. Caveat: 2 shared cores, load generator on the same box: read ratios, not absolutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/deps.sh
+lrsgate_install_deps
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v python3 >/dev/null || need+=(python3)
+command -v taskset >/dev/null || need+=(util-linux)
+((${#need[@]})) && apt_install "${need[@]}"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+
+secs=${1:-10}; conns=${2:-32}
+scenarios=${SCENARIOS:-post_1kb post_batch10 post_batch100 get_list get_single issue fetch idle tenants}
+tenant_counts=${TENANT_COUNTS:-1 1000 100000}
+idle_n=${IDLE_CONNECTIONS:-10000}
+cargo build --release --locked --bins -q
+bin=target/release
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+work="$(mktemp -d)"
+results=bench/results
+mkdir -p "$results"
+: > "$work/rows.jsonl"
+lrs_pid=""; gate_pid=""; idle_pid=""
+stop_gate() { [ -n "$gate_pid" ] && kill -INT "$gate_pid" 2>/dev/null && wait "$gate_pid" 2>/dev/null; gate_pid=""; }
+cleanup() {
+  stop_gate || true
+  [ -n "$idle_pid" ] && kill "$idle_pid" 2>/dev/null || true
+  [ -n "$lrs_pid" ] && kill -TERM "$lrs_pid" 2>/dev/null || true
+  [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+server_cpu=""; client_cpu=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then server_cpu="taskset -c 1"; client_cpu="taskset -c 0"; fi
+lrs_port=19000; edge_port=18080; token_port=18081; metrics_port=19090; nginx_port=18090
+lrs_auth="Basic $(printf bench:bench-lrs-password | base64)"
+keys="$($bin/lrsgate apikey new)"
+api_key="$(echo "$keys" | sed -n 2p | tr -d ' ')"; api_hash="$(echo "$keys" | sed -n 4p | tr -d ' ')"
+python3 bench/prepare.py bodies "$work"
+
+STANDIN_THREADS=1 $server_cpu $bin/standin-lrs --listen 127.0.0.1:$lrs_port --credential bench:bench-lrs-password \
+  --no-record --max-statements 10 >/dev/null &
+lrs_pid=$!
+
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  fastcgi_temp_path $work/nginx-fastcgi;
+  uwsgi_temp_path $work/nginx-uwsgi;
+  scgi_temp_path $work/nginx-scgi;
+  client_max_body_size 4m;
+  upstream lrs { server 127.0.0.1:$lrs_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://lrs;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "$lrs_auth";
+    }
+  }
+}
+CONF
+$server_cpu "$nginx_bin" -c "$work/nginx.conf" -p "$work"
+
+# lrsgate with N tenants (t000000 also answers `localhost`); waits until it serves.
+start_gate() {
+  local n=$1
+  python3 bench/prepare.py tenants "$work/tenants.toml" "$n" "$lrs_port" "$api_hash" "http://localhost:$edge_port"
+  cat > "$work/lrsgate.toml" <<CONF
+[listen]
+edge = "127.0.0.1:$edge_port"
+token_service = "127.0.0.1:$token_port"
+metrics = "127.0.0.1:$metrics_port"
+[upstream]
+health_check_interval_seconds = 3600
+[server]
+threads = 1
+pid_file = "$work/lrsgate.pid"
+upgrade_sock = "$work/upgrade.sock"
+CONF
+  local started; started=$(date +%s.%N)
+  RUST_LOG=warn $server_cpu $bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
+  gate_pid=$!
+  for _ in $(seq 3000); do curl -sf localhost:$edge_port/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf localhost:$edge_port/healthz >/dev/null || { cat "$work/lrsgate.log"; exit 1; }
+  gate_start_s=$(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $started}")
+}
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+rss_mb() { awk '/^VmRSS/{printf "%.1f", $2/1024}' /proc/"$1"/status; }
+hwm_mb() { awk '/^VmHWM/{printf "%.1f", $2/1024}' /proc/"$1"/status; }
+
+# measure SCENARIO PATH URL [ENV=…]…: one wrk run, one row.
+measure() {
+  local scenario=$1 path=$2 url=$3; shift 3
+  local before after line
+  [ "$path" = lrsgate ] && before=$(cpu_ticks "$gate_pid")
+  line="$(env "$@" $client_cpu wrk -t1 -c"$conns" -d"${run_secs:-$secs}s" --latency -s bench/xapi.lua "$url" | grep RESULT)"
+  local requests duration_us errors non2xx p50_us p99_us p999_us
+  eval "$(echo "$line" | sed 's/RESULT //')"
+  local cpu=null rss=null
+  if [ "$path" = lrsgate ]; then
+    after=$(cpu_ticks "$gate_pid")
+    cpu=$(awk "BEGIN{printf \"%.1f\", ($after - $before) * 1000000 / $hz / ($requests > 0 ? $requests : 1)}")
+    rss=$(hwm_mb "$gate_pid")
+  fi
+  echo "{\"scenario\":\"$scenario\",\"path\":\"$path\",\"requests\":$requests,\"rps\":$(( requests * 1000000 / duration_us )),\"p50_ms\":$(awk "BEGIN{print $p50_us/1000}"),\"p99_ms\":$(awk "BEGIN{print $p99_us/1000}"),\"p999_ms\":$(awk "BEGIN{print $p999_us/1000}"),\"errors\":$((errors + non2xx)),\"cpu_us_per_req\":$cpu,\"peak_rss_mb\":$rss${extra:+,$extra}}" >> "$work/rows.jsonl"
+  echo "  $scenario/$path: $(( requests * 1000000 / duration_us )) req/s, p99 $(awk "BEGIN{print $p99_us/1000}") ms, errors $((errors + non2xx))" >&2
+}
+
+# The three paths of one scenario: the LRS directly, nginx, lrsgate.
+three() {
+  local scenario=$1 target=$2; shift 2
+  measure "$scenario" direct "http://127.0.0.1:$lrs_port/xapi/$target" AUTH="$lrs_auth" "$@"
+  measure "$scenario" nginx "http://127.0.0.1:$nginx_port/xapi/$target" AUTH="Bearer unused" "$@"
+  measure "$scenario" lrsgate "http://127.0.0.1:$edge_port/xapi/$target" AUTH="Bearer $token" "$@"
+}
+
+token_request() {
+  echo "{\"actor\":{\"account\":{\"homePage\":\"https://lms.example\",\"name\":\"learner-1\"}},\"registration\":\"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11\",\"activity_id\":\"https://lms.example/au/1\",\"session_id\":\"5f8e7c1e-1f3a-4c55-9d1c-7a0a7f9b9e11\"$1}"
+}
+
+start_gate 1
+token_request "" > "$work/token_request.json"
+token="$(curl -s -X POST localhost:$token_port/auth/token -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+  --data-binary @"$work/token_request.json" | sed -E 's/.*"token":"([^"]+)".*/\1/')"
+for _ in $(seq 10); do # ten statements for the read scenarios
+  curl -s -o "$work/ids.json" -X POST localhost:$edge_port/xapi/statements -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -H 'X-Experience-API-Version: 1.0.3' --data-binary @"$work/statement.json"
+done
+statement_id="$(sed -E 's/\["([^"]+)"\]/\1/' "$work/ids.json")"
+agent_q="$(python3 -c 'import urllib.parse,json;print(urllib.parse.quote(json.dumps({"objectType":"Agent","account":{"homePage":"https://lms.example","name":"learner-1"}},separators=(",",":"))))')"
+list_q="statements?limit=10&agent=$agent_q&registration=7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11&activity=https%3A%2F%2Flms.example%2Fau%2F1"
+
+for scenario in $scenarios; do
+  echo "== $scenario" >&2
+  case $scenario in
+    post_1kb) three post_1kb statements BODY_FILE="$work/statement.json" ;;
+    post_batch10) three post_batch10 statements BODY_FILE="$work/batch10.json" ;;
+    post_batch100) three post_batch100 statements BODY_FILE="$work/batch100.json" ;;
+    get_list) three get_list "$list_q" ;;
+    get_single) three get_single "statements?statementId=$statement_id" ;;
+    issue)
+      measure issue lrsgate "http://127.0.0.1:$token_port/auth/token" BODY_FILE="$work/token_request.json" AUTH="Bearer $api_key" ;;
+    fetch)
+      # Each request redeems a fresh one-time code: as many codes as the run can use.
+      codes=${FETCH_CODES:-30000}
+      python3 bench/prepare.py fetch "$work/fetch.txt" $token_port "$api_key" $codes
+      redeemed_before=$(curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_cmi5_fetch_total\{outcome="redeemed"\}/{print $2}')
+      run_secs=60 measure fetch lrsgate "http://127.0.0.1:$edge_port/" FETCH_FILE="$work/fetch.txt"
+      redeemed_after=$(curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_cmi5_fetch_total\{outcome="redeemed"\}/{print $2}')
+      echo "  fetch: $((redeemed_after - redeemed_before)) of $codes codes redeemed (one token each)" >&2
+      ;;
+    idle)
+      rss_before=$(rss_mb "$gate_pid")
+      coproc IDLE { python3 bench/prepare.py idle $edge_port "$idle_n"; }
+      idle_pid=$IDLE_PID
+      read -r _ _ <&"${IDLE[0]}"
+      sleep 1
+      rss_after=$(rss_mb "$gate_pid")
+      echo "{\"scenario\":\"idle_$idle_n\",\"path\":\"lrsgate\",\"connections\":$idle_n,\"rss_before_mb\":$rss_before,\"rss_after_mb\":$rss_after,\"kb_per_connection\":$(awk "BEGIN{printf \"%.1f\", ($rss_after - $rss_before) * 1024 / $idle_n}")}" >> "$work/rows.jsonl"
+      echo "  idle: $idle_n keep-alive connections, RSS $rss_before → $rss_after MB" >&2
+      kill "$idle_pid" 2>/dev/null || true; wait "$idle_pid" 2>/dev/null || true; idle_pid=""
+      ;;
+    tenants)
+      for n in $tenant_counts; do
+        stop_gate
+        start_gate "$n"
+        python3 bench/prepare.py tokens "$work/tokens.txt" $token_port "$api_key" 10000 "$n"
+        extra="\"tenants\":$n,\"distinct_tokens\":10000,\"start_seconds\":$gate_start_s,\"rss_after_load_mb\":$(rss_mb "$gate_pid")" \
+          measure "tenants_$n" lrsgate "http://127.0.0.1:$edge_port/xapi/statements" \
+          BODY_FILE="$work/statement.json" ROTATE_FILE="$work/tokens.txt"
+      done
+      ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+done
+
+python3 bench/report.py "$work/rows.jsonl" "$results" "$secs" "$conns" "$(nproc)"
