@@ -6,8 +6,9 @@
 #   bash bench/run.sh [seconds=10] [connections=32]
 #
 # Results: bench/results/bench.md, bench/results/bench.json and bench/results/latency.svg.
-# SCENARIOS (default all): post_1kb post_batch10 post_batch100 get_list get_single issue fetch
-# idle tenants. TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
+# SCENARIOS (default all): post_1kb latency post_batch10 post_batch100 get_list get_single issue
+# fetch idle tenants. `latency` is post_1kb over one connection: the latency lrsgate adds to an
+# unloaded request (the 32-connection runs measure throughput, their p50 is mostly queueing). TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
 #
 # Load: wrk (Debian) with bench/xapi.lua, which rotates tokens and tenants (10,000 distinct
 # tokens) and cmi5 fetch codes; bench/prepare.py makes the inputs (tenants files, statements,
@@ -30,7 +31,7 @@ command -v taskset >/dev/null || need+=(util-linux)
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 secs=${1:-10}; conns=${2:-32}
-scenarios=${SCENARIOS:-post_1kb post_batch10 post_batch100 get_list get_single issue fetch idle tenants}
+scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants}
 tenant_counts=${TENANT_COUNTS:-1 1000 100000}
 idle_n=${IDLE_CONNECTIONS:-10000}
 cargo build --release --locked --bins -q
@@ -77,6 +78,7 @@ http {
   uwsgi_temp_path $work/nginx-uwsgi;
   scgi_temp_path $work/nginx-scgi;
   client_max_body_size 4m;
+  client_body_buffer_size 4m;  # bodies stay in memory, as lrsgate's do (no temp files)
   upstream lrs { server 127.0.0.1:$lrs_port; keepalive 64; }
   server {
     listen 127.0.0.1:$nginx_port;
@@ -125,7 +127,7 @@ measure() {
   local scenario=$1 path=$2 url=$3; shift 3
   local before after line
   [ "$path" = lrsgate ] && before=$(cpu_ticks "$gate_pid")
-  line="$(env "$@" $client_cpu wrk -t1 -c"$conns" -d"${run_secs:-$secs}s" --latency -s bench/xapi.lua "$url" | grep RESULT)"
+  line="$(env "$@" $client_cpu wrk -t1 -c"${run_conns:-$conns}" -d"${run_secs:-$secs}s" --latency -s bench/xapi.lua "$url" | grep RESULT)"
   local requests duration_us errors non2xx p50_us p99_us p999_us
   eval "$(echo "$line" | sed 's/RESULT //')"
   local cpu=null rss=null
@@ -166,6 +168,7 @@ for scenario in $scenarios; do
   echo "== $scenario" >&2
   case $scenario in
     post_1kb) three post_1kb statements BODY_FILE="$work/statement.json" ;;
+    latency) run_conns=1 three latency_1kb_1conn statements BODY_FILE="$work/statement.json" ;;
     post_batch10) three post_batch10 statements BODY_FILE="$work/batch10.json" ;;
     post_batch100) three post_batch100 statements BODY_FILE="$work/batch100.json" ;;
     get_list) three get_list "$list_q" ;;
@@ -174,12 +177,17 @@ for scenario in $scenarios; do
       measure issue lrsgate "http://127.0.0.1:$token_port/auth/token" BODY_FILE="$work/token_request.json" AUTH="Bearer $api_key" ;;
     fetch)
       # Each request redeems a fresh one-time code: as many codes as the run can use.
-      codes=${FETCH_CODES:-30000}
+      # Each request must redeem a fresh one-time code: a short run over more codes than it can
+      # use (checked below; a run that used them all would also count cheap "already used" answers).
+      codes=${FETCH_CODES:-150000}
       python3 bench/prepare.py fetch "$work/fetch.txt" $token_port "$api_key" $codes
-      redeemed_before=$(curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_cmi5_fetch_total\{outcome="redeemed"\}/{print $2}')
-      run_secs=60 measure fetch lrsgate "http://127.0.0.1:$edge_port/" FETCH_FILE="$work/fetch.txt"
-      redeemed_after=$(curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_cmi5_fetch_total\{outcome="redeemed"\}/{print $2}')
-      echo "  fetch: $((redeemed_after - redeemed_before)) of $codes codes redeemed (one token each)" >&2
+      redeemed() { curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_cmi5_fetch_total\{outcome="redeemed"\}/{print $2}'; }
+      redeemed_before=$(redeemed)
+      run_secs=1 measure fetch lrsgate "http://127.0.0.1:$edge_port/" FETCH_FILE="$work/fetch.txt"
+      redeemed_now=$(( $(redeemed) - redeemed_before ))
+      asked=$(tail -1 "$work/rows.jsonl" | sed -E 's/.*"requests":([0-9]+).*/\1/')
+      echo "  fetch: $redeemed_now redeemed of $asked requests ($codes codes)" >&2
+      [ "$redeemed_now" -eq "$asked" ] || echo "  WARNING: not every fetch request redeemed a fresh code; raise FETCH_CODES" >&2
       ;;
     idle)
       rss_before=$(rss_mb "$gate_pid")

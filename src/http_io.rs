@@ -78,6 +78,30 @@ async fn read_bounded_inner(session: &mut ServerSession, limit: usize) -> Result
     })
 }
 
+/// The credential of an `Authorization: Bearer <credential>` header (scheme case-insensitive).
+pub fn bearer_credential(session: &ServerSession) -> Option<&str> {
+    session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim())
+}
+
+/// A whole JSON answer of a `ServeHttp` app (token service, admin API): never cached.
+pub fn json_response(status: u16, body: Vec<u8>) -> http::Response<Vec<u8>> {
+    // The builder fails only on invalid header values; these are constants and a number.
+    http::Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .expect("static response parts are valid")
+}
+
 /// A complete JSON response header for one of our own answers.
 pub fn json_header(status: u16, body_len: usize) -> Box<ResponseHeader> {
     // `build` fails only for an invalid status code; ours are constants from `Denial` or 200/204.

@@ -25,7 +25,6 @@ pub mod ops;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Response};
 use log::info;
 use pingora::apps::http_app::ServeHttp;
@@ -36,7 +35,7 @@ use serde_json::{json, Value};
 
 use self::ops::{NewTenant, NewUpstream, OpsError};
 use crate::denial::Denial;
-use crate::http_io::read_bounded;
+use crate::http_io::{bearer_credential, json_response, read_bounded};
 use crate::metrics;
 use crate::secrets::MasterKeys;
 
@@ -62,13 +61,7 @@ impl ServeHttp for AdminService {
                 (status, denial.body())
             }
         };
-        Response::builder()
-            .status(status)
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len())
-            .header("Cache-Control", "no-store")
-            .body(body)
-            .expect("static response parts are valid")
+        json_response(status, body)
     }
 }
 
@@ -148,14 +141,7 @@ impl AdminService {
         if path == "/healthz" && method == Method::GET {
             return Ok((200, json!({"status": "ok"})));
         }
-        let key = req
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim().to_owned())
-            .ok_or(Denial::AdminKeyMissing)?;
+        let key = bearer_credential(session).ok_or(Denial::AdminKeyMissing)?.to_owned();
         let body = read_bounded(session, MAX_BODY, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, MAX_BODY))?;

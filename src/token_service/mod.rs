@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{CONTENT_TYPE, HOST};
 use http::{Method, Response};
 use log::{error, info};
 use pingora::apps::http_app::ServeHttp;
@@ -23,7 +23,7 @@ use crate::auth::{apikey, issue};
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::edge::fetch::fetch_url;
-use crate::http_io::{has_body, read_bounded};
+use crate::http_io::{bearer_credential, has_body, json_response, read_bounded};
 use crate::metrics;
 use crate::tenant::{Tenant, TenantStore};
 
@@ -79,14 +79,7 @@ impl TokenService {
         if tenant.status == TenantStatus::Suspended {
             return Err(Denial::TenantSuspended);
         }
-        let key = req
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim())
-            .ok_or(Denial::ApiKeyMissing)?;
+        let key = bearer_credential(session).ok_or(Denial::ApiKeyMissing)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if !apikey::matches(key, &tenant.api_keys, now) {
             return Err(Denial::ApiKeyInvalid);
@@ -175,17 +168,6 @@ impl TokenService {
         let reply = json!({ "session_id": request.session_id, "ended": request.reason.as_str() });
         Ok(json_response(200, reply.to_string().into_bytes()))
     }
-}
-
-fn json_response(status: u16, body: Vec<u8>) -> Response<Vec<u8>> {
-    // The builder fails only on invalid header values; these are constants and a number.
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json")
-        .header(CONTENT_LENGTH, body.len())
-        .header("Cache-Control", "no-store")
-        .body(body)
-        .expect("static response parts are valid")
 }
 
 /// `secs` since the Unix epoch as an RFC 3339 UTC timestamp (days-from-civil, Howard Hinnant).
