@@ -187,7 +187,7 @@ for scenario in $scenarios; do
       redeemed_now=$(( $(redeemed) - redeemed_before ))
       asked=$(tail -1 "$work/rows.jsonl" | sed -E 's/.*"requests":([0-9]+).*/\1/')
       echo "  fetch: $redeemed_now redeemed of $asked requests ($codes codes)" >&2
-      [ "$redeemed_now" -eq "$asked" ] || echo "  WARNING: not every fetch request redeemed a fresh code; raise FETCH_CODES" >&2
+      [ "$redeemed_now" -ge "$asked" ] || echo "  WARNING: not every fetch request redeemed a fresh code; raise FETCH_CODES" >&2
       ;;
     idle)
       rss_before=$(rss_mb "$gate_pid")
