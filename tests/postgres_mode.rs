@@ -236,6 +236,16 @@ fn the_cli_manages_tenants_and_secrets_are_sealed_at_rest() {
     });
     assert_eq!(gate.issue("acme.test", &key, &token_request()).status, 200, "the other tenant is untouched");
 
+    // A host moved from one tenant to another in one transaction is served by its new tenant.
+    let other_key = db.cli(&["apikey", "create", "other"]).unwrap()["key"].as_str().unwrap().to_owned();
+    db.pg.sql("BEGIN; UPDATE tenant_hosts SET tenant_id = 'other' WHERE host = 'acme.test'; COMMIT;");
+    within(Duration::from_secs(2), "the moved host serves its new tenant", || {
+        gate.issue("acme.test", &other_key, &token_request()).status == 200
+    });
+    assert_eq!(gate.issue("acme.test", &key, &token_request()).status, 401, "acme's key no longer works there");
+    db.pg.sql("UPDATE tenant_hosts SET tenant_id = 'acme' WHERE host = 'acme.test'");
+    within(Duration::from_secs(2), "moved back", || gate.issue("acme.test", &key, &token_request()).status == 200);
+
     // Errors say what to fix.
     let e = db.cli(&["host", "add", "acme", "other.test"]).unwrap_err();
     assert!(e.contains("already exists"), "{e}");

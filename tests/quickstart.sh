@@ -65,6 +65,17 @@ echo; echo "== a read sees only the token's learner, activity and registration"
 show curl -s "localhost:8080/xapi/statements?limit=10" -H "Authorization: Bearer $TOKEN"
 read_body="$(curl -s "localhost:8080/xapi/statements?limit=10" -H "Authorization: Bearer $TOKEN")"; echo "$read_body"
 
+echo; echo "== a cmi5 launch: the LMS asks for a fetch URL; the AU POSTs it once for its auth-token"
+launch='{"actor":{"account":{"homePage":"https://lms.example","name":"learner-1"}},"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11","activity_id":"https://lms.example/au/1","session_id":"session-2","delivery":"cmi5"}'
+show curl -s -X POST localhost:8081/auth/token -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' -d "'$launch'"
+launched="$(curl -s -X POST localhost:8081/auth/token -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' -d "$launch")"
+echo "$launched"
+FETCH_URL="$(echo "$launched" | sed -E 's/.*"fetch_url":"([^"]+)".*/\1/')"
+show curl -s -X POST "$FETCH_URL"
+fetched="$(curl -s -X POST "$FETCH_URL")"; echo "$fetched" | cut -c1-80; echo "…"
+show curl -s -X POST "$FETCH_URL"
+fetched_again="$(curl -s -X POST "$FETCH_URL")"; echo "$fetched_again"
+
 echo; echo "== what the stand-in LRS received (note: its own credential, never the token)"
 received="$(curl -s localhost:9000/_standin/requests)"
 echo "$received" | sed -E 's/"body_base64":"[^"]*"/"body_base64":"…"/g' | cut -c1-600; echo
@@ -74,8 +85,10 @@ ok=true
 [ "$refused" = 403 ] || ok=false
 echo "$read_body" | grep -q '"learner-1"' || ok=false
 echo "$received" | grep -q "$TOKEN" && ok=false
+echo "$fetched" | grep -q '"auth-token"' || ok=false
+echo "$fetched_again" | grep -q '"error-code":"1"' || ok=false
 if $check; then
-  $ok && echo "quickstart: 3 passed, 0 failed" || { echo "quickstart: FAILED"; exit 1; }
+  $ok && echo "quickstart: 6 passed, 0 failed" || { echo "quickstart: FAILED"; exit 1; }
   exit 0
 fi
 $ok || echo "!! the demo did not go as expected; see above"

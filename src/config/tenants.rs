@@ -245,6 +245,11 @@ pub fn validate(file: &Path, raw: TenantsFile) -> Result<Vec<TenantSpec>, Config
     let mut specs = Vec::with_capacity(raw.tenant.len());
     for (i, entry) in raw.tenant.into_iter().enumerate() {
         let at = |key: &str| format!("tenant[{i}].{key}");
+        // A file tenant without a host could never be reached; in Postgres a tenant may exist
+        // before its hosts (or between moving them), so only the file insists.
+        if entry.hosts.is_empty() {
+            return Err(ConfigError::new(file, at("hosts"), "at least one host is required"));
+        }
         let spec = tenant_spec(file, &at, entry)?;
         if !ids.insert(spec.id.clone()) {
             return Err(ConfigError::new(file, at("id"), format!("tenant id \"{}\" is used twice", spec.id)));
@@ -293,9 +298,6 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         if courses.insert(id.clone(), std::sync::Arc::new(CourseActivities::new(activities))).is_some() {
             return Err(err(&key, format!("course \"{id}\" is defined twice")));
         }
-    }
-    if e.hosts.is_empty() {
-        return Err(err("hosts", "at least one host is required".into()));
     }
     let mut hosts = Vec::with_capacity(e.hosts.len());
     for host in &e.hosts {

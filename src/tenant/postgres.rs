@@ -286,17 +286,36 @@ pub async fn apply(
         next = next.without_tenant(&id);
     }
     let mut refused = 0;
+    let mut built = Vec::new();
     for tenant in loaded {
         if table.get(&tenant.id).is_some_and(|t| t.fingerprint == tenant.fingerprint) {
             continue;
         }
         let id = tenant.id.clone();
-        match build(tenant, server, health).await.and_then(|t| next.with_tenant(Arc::new(t))) {
-            Ok(with) => next = with,
+        match build(tenant, server, health).await {
+            Ok(t) => built.push(Arc::new(t)),
             Err(e) => {
                 refused += 1;
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
                 error!("tenant {id} refused; its running version stays: {e}");
+            }
+        }
+    }
+    // Every changed tenant leaves before any comes back, so a host moved between two tenants in
+    // one transaction is free when its new tenant is inserted, whatever the order.
+    for tenant in &built {
+        next = next.without_tenant(&tenant.id);
+    }
+    for tenant in built {
+        match next.with_tenant(tenant.clone()) {
+            Ok(with) => next = with,
+            Err(e) => {
+                refused += 1;
+                metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
+                error!("tenant {} refused; its running version stays: {e}", tenant.id);
+                if let Some(old) = table.get(&tenant.id) {
+                    next = next.with_tenant(old.clone()).unwrap_or(next);
+                }
             }
         }
     }
