@@ -93,7 +93,9 @@ pub fn verify(
             _ => TokenError::BadPayload,
         })?;
     let claims = data.claims;
-    if claims.tenant_id != tenant_id {
+    // The audience and the tenant id must both name this tenant (the shared validation rules
+    // do not know the tenant).
+    if claims.aud != tenant_id || claims.tenant_id != tenant_id {
         return Err(TokenError::WrongTenant);
     }
     let grant = claims.grant(courses).map_err(|_| TokenError::BadPayload)?;
