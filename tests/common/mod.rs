@@ -27,9 +27,23 @@ pub const REGISTRATION: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
 /// The cmi5 session id the test LMS asks for; every statement of that session carries it.
 pub const SESSION_ID: &str = "s-1";
 
-/// A free loopback port (bound and released; good enough for tests on one machine).
+/// A free loopback port for a server a test starts. Never one the OS could hand out on its own
+/// (below the ephemeral range, 32768+), and never the same one twice in this test process, so two
+/// tests running in parallel (or a client socket) cannot take a port between its check and the
+/// server's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test process starts at its own offset; the test binaries themselves run one at a time.
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id() * 61) % SPAN, Ordering::AcqRel, Ordering::Acquire);
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn kill(child: &mut Child) {

@@ -7,8 +7,18 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A free port below the OS's ephemeral range (32768+) and apart from the ports the test
+/// harness gives servers (20000-31999), so nothing else takes it before the cluster binds it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id() % 2_000, Ordering::AcqRel, Ordering::Acquire);
+    loop {
+        let port = (15_000 + NEXT.fetch_add(1, Ordering::AcqRel) % 2_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct PgCluster {
