@@ -3,7 +3,9 @@
 and the markdown on stdout. Ratios compare lrsgate with the baselines of the same scenario and
 run; the tenants scenarios compare with post_1kb's baselines (the same request, one tenant).
 
-  report.py ROWS RESULTS_DIR SECONDS CONNECTIONS CPUS
+  report.py ROWS RESULTS_DIR SECONDS CONNECTIONS CPUS [APPENDIX.md]
+
+APPENDIX.md (the micro-benches' and the scale bench's tables) is appended to bench.md as is.
 """
 
 import json
@@ -16,8 +18,13 @@ GOALS = [
 ]
 
 
-def main(rows_path, out_dir, secs, conns, cpus):
+def main(rows_path, out_dir, secs, conns, cpus, appendix=None):
     rows = [json.loads(line) for line in open(rows_path) if line.strip()]
+    if not rows:
+        md = open(appendix).read() if appendix else ""
+        open(f"{out_dir}/bench.md", "w").write(md)
+        print(md)
+        return
     base = {}
     for r in rows:
         if r.get("path") in ("direct", "nginx"):
@@ -80,6 +87,8 @@ def main(rows_path, out_dir, secs, conns, cpus):
             met = value >= goal if op == ">=" else value <= goal
             lines.append(f"- {text}: {value} ({'met' if met else 'missed'})")
     md = "\n".join(lines) + "\n"
+    if appendix:
+        md += open(appendix).read()
     open(f"{out_dir}/bench.md", "w").write(md)
     open(f"{out_dir}/latency.svg", "w").write(svg(rows))
     print(md)

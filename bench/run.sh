@@ -7,7 +7,9 @@
 #
 # Results: bench/results/bench.md, bench/results/bench.json and bench/results/latency.svg.
 # SCENARIOS (default all): post_1kb latency post_batch10 post_batch100 get_list get_single issue
-# fetch idle tenants. `latency` is post_1kb over one connection: the latency lrsgate adds to an
+# fetch idle tenants micro scale. `micro` runs the criterion micro-benches (bench/micro.rs),
+# `scale` Postgres mode at SCALE_TENANTS (100,000) tenants (bench/tenants_scale.rs, its own
+# PostgreSQL); both append their figures to the report. `latency` is post_1kb over one connection: the latency lrsgate adds to an
 # unloaded request (the 32-connection runs measure throughput, their p50 is mostly queueing). TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
 #
 # Load: wrk (Debian) with bench/xapi.lua, which rotates tokens and tenants (10,000 distinct
@@ -31,7 +33,7 @@ command -v taskset >/dev/null || need+=(util-linux)
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 secs=${1:-10}; conns=${2:-32}
-scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants}
+scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants micro scale}
 tenant_counts=${TENANT_COUNTS:-1 1000 100000}
 idle_n=${IDLE_CONNECTIONS:-10000}
 cargo build --release --locked --bins -q
@@ -41,6 +43,7 @@ work="$(mktemp -d)"
 results=bench/results
 mkdir -p "$results"
 : > "$work/rows.jsonl"
+: > "$work/appendix.md"
 lrs_pid=""; gate_pid=""; idle_pid=""
 stop_gate() { [ -n "$gate_pid" ] && kill -INT "$gate_pid" 2>/dev/null && wait "$gate_pid" 2>/dev/null; gate_pid=""; }
 cleanup() {
@@ -210,8 +213,22 @@ for scenario in $scenarios; do
           BODY_FILE="$work/statement.json" ROTATE_FILE="$work/tokens.txt"
       done
       ;;
+    micro)
+      stop_gate
+      { echo; echo "### Micro-benches (criterion, \`cargo bench --bench micro -- --quick\`)"; echo
+        echo "| benchmark | time (low / estimate / high) |"; echo "|---|---|"
+        cargo bench --locked --bench micro -- --quick 2>/dev/null \
+          | awk '/time:/ { name = ($1 == "time:") ? prev : $1; sub(/.*time: +\[/, ""); sub(/\].*$/, "");
+                           if (name !~ /:$/) print "| " name " | " $0 " |" }
+                 { if ($1 != "time:") prev = $1 }'
+      } >> "$work/appendix.md"
+      ;;
+    scale)
+      stop_gate
+      { echo; TENANTS=${SCALE_TENANTS:-100000} cargo bench --locked --bench tenants_scale 2>/dev/null | sed -n '/^## /,$p'; } >> "$work/appendix.md"
+      ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done
 
-python3 bench/report.py "$work/rows.jsonl" "$results" "$secs" "$conns" "$(nproc)"
+python3 bench/report.py "$work/rows.jsonl" "$results" "$secs" "$conns" "$(nproc)" "$work/appendix.md"
