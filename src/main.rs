@@ -121,6 +121,13 @@ enum TenantCommand {
     Delete {
         id: String,
     },
+    /// Change limits and policy switches: `name=value` pairs (`max_body_bytes=1048576`,
+    /// `policy_cmi5_session_rules=false`, `fetch_ttl_seconds=null` for the default).
+    Set {
+        id: String,
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
     /// Set (or with no value, clear) the edge's public origin for cmi5 fetch URLs.
     SetPublicOrigin {
         id: String,
@@ -315,6 +322,18 @@ async fn run(db: &DatabaseSettings, command: Command) -> Result<serde_json::Valu
                 with(ops::create_tenant(&mut client, m, &new)).await
             }
             TenantCommand::List => with(ops::list_tenants(c)).await,
+            TenantCommand::Set { id, settings } => {
+                let mut fields = serde_json::Map::new();
+                for pair in &settings {
+                    let (name, value) = pair.split_once('=').ok_or_else(|| format!("\"{pair}\" is not name=value"))?;
+                    // Numbers, booleans and null as JSON; anything else as a string.
+                    let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::from(value));
+                    fields.insert(name.to_owned(), value);
+                }
+                let settings: ops::TenantSettings =
+                    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| e.to_string())?;
+                with(ops::update_settings(&mut client, m, &id, &settings)).await
+            }
             TenantCommand::Show { id } => with(ops::show_tenant(c, &id)).await,
             TenantCommand::Suspend { id } => done(ops::set_status(c, &id, "suspended").await),
             TenantCommand::Resume { id } => done(ops::set_status(c, &id, "active").await),

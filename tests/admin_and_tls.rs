@@ -133,6 +133,32 @@ fn the_admin_api_needs_an_admin_key_and_manages_tenants_that_serve() {
         assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
     }
 
+    // Limits and switches: checked with the reload's rules before anything is committed.
+    let small = admin(&gate, &admin_key, "PATCH", "/tenants/acme", Some(json!({"max_body_bytes": 600})));
+    assert_eq!(small.status, 200, "{}", small.text());
+    eventually(Duration::from_secs(2), "the new body limit", || {
+        gate.edge(&Req::statements(&token, statement().to_string().into_bytes())).reason() == "body_too_large"
+    });
+    for (rule, body, needle) in [
+        (
+            "grace_longer_than_session",
+            json!({"session_max_seconds": 60, "terminated_grace_seconds": 61}),
+            "terminated_grace_seconds",
+        ),
+        ("zero_fetch_ttl", json!({"fetch_ttl_seconds": 0}), "fetch_ttl_seconds"),
+        ("unknown_setting", json!({"max_body_byte": 1}), "unknown field"),
+        ("unknown_alternate_syntax", json!({"policy_alternate_syntax": "maybe"}), "not allowed"),
+    ] {
+        let r = admin(&gate, &admin_key, "PATCH", "/tenants/acme", Some(body));
+        assert_eq!((r.status, r.reason().as_str()), (400, "invalid_request"), "{rule}: {}", r.text());
+        assert!(r.text().contains(needle), "{rule}: {}", r.text());
+    }
+    let back = admin(&gate, &admin_key, "PATCH", "/tenants/acme", Some(json!({"max_body_bytes": null})));
+    assert_eq!(back.status, 200, "{}", back.text());
+    eventually(Duration::from_secs(2), "the default body limit again", || {
+        gate.edge(&Req::statements(&token, statement().to_string().into_bytes())).status == 200
+    });
+
     // Suspend through the API: every service refuses; resume: it serves again.
     assert_eq!(admin(&gate, &admin_key, "POST", "/tenants/acme/suspend", None).status, 200);
     eventually(Duration::from_secs(2), "suspended", || {

@@ -246,6 +246,13 @@ fn the_cli_manages_tenants_and_secrets_are_sealed_at_rest() {
     db.pg.sql("UPDATE tenant_hosts SET tenant_id = 'acme' WHERE host = 'acme.test'");
     within(Duration::from_secs(2), "moved back", || gate.issue("acme.test", &key, &token_request()).status == 200);
 
+    // Switches through the CLI, checked before they are committed.
+    let set = db.cli(&["tenant", "set", "acme", "policy_cmi5_session_rules=false", "max_body_bytes=2048"]).unwrap();
+    assert_eq!(set["id"], "acme");
+    let e = db.cli(&["tenant", "set", "acme", "fetch_ttl_seconds=0"]).unwrap_err();
+    assert!(e.contains("fetch_ttl_seconds"), "{e}");
+    assert_eq!(db.pg.sql("SELECT fetch_ttl_seconds IS NULL FROM tenants WHERE id = 'acme'"), "t", "nothing committed");
+
     // Errors say what to fix.
     let e = db.cli(&["host", "add", "acme", "other.test"]).unwrap_err();
     assert!(e.contains("already exists"), "{e}");

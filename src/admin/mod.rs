@@ -6,6 +6,7 @@
 //! GET    /tenants                               list
 //! POST   /tenants                               create {id, hosts?, upstreams?, lrs_username, lrs_password, public_origin?}
 //! GET    /tenants/{id}                          show
+//! PATCH  /tenants/{id}                          limits and switches {max_body_bytes?, …}; null = default
 //! DELETE /tenants/{id}                          delete
 //! POST   /tenants/{id}/suspend | /resume        status
 //! PUT    /tenants/{id}/public-origin            {public_origin: "…" | null}
@@ -179,6 +180,10 @@ impl AdminService {
                 Ok((201, json!(ops::create_tenant(client, m, &new).await.map_err(e)?)))
             }
             (&Method::GET, ["tenants", id]) => ok(json!(ops::show_tenant(client, id).await.map_err(e)?)),
+            (&Method::PATCH, ["tenants", id]) => {
+                let settings: ops::TenantSettings = parse(body)?;
+                ok(json!(ops::update_settings(client, m, id, &settings).await.map_err(e)?))
+            }
             (&Method::DELETE, ["tenants", id]) => {
                 ops::delete_tenant(client, id).await.map_err(e)?;
                 done()

@@ -452,3 +452,101 @@ pub async fn reseal_secrets(client: &mut tokio_postgres::Client, master: &Master
     tx.commit().await?;
     Ok(count)
 }
+
+/// A tenant's limits and policy switches; `null` restores lrsgate's default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    #[serde(default, with = "nullable")]
+    pub max_body_bytes: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub default_ttl_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub max_ttl_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub session_max_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub terminated_grace_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub fetch_ttl_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub cors_max_age_seconds: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub policy_alternate_syntax: Option<Option<String>>,
+    #[serde(default, with = "nullable")]
+    pub policy_cmi5_other_objects: Option<Option<bool>>,
+    #[serde(default, with = "nullable")]
+    pub policy_require_session_id: Option<Option<bool>>,
+    #[serde(default, with = "nullable")]
+    pub policy_learner_preferences_writes: Option<Option<bool>>,
+    #[serde(default, with = "nullable")]
+    pub policy_activity_profile_writes: Option<Option<bool>>,
+    #[serde(default, with = "nullable")]
+    pub policy_cmi5_session_rules: Option<Option<bool>>,
+}
+
+/// Absent → `None` (unchanged); `null` → `Some(None)` (back to the default).
+mod nullable {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Change a tenant's limits and switches. The result is checked with the same rules a reload
+/// applies before anything is committed, so a bad value is refused here with what to fix,
+/// instead of being refused later by every instance.
+pub async fn update_settings(
+    client: &mut tokio_postgres::Client,
+    master: &MasterKeys,
+    id: &str,
+    s: &TenantSettings,
+) -> Result<TenantView> {
+    let tx = client.transaction().await?;
+    require_tenant(&tx, id).await?;
+    // Column names come from this fixed list, never from the request.
+    let numbers = [
+        ("max_body_bytes", &s.max_body_bytes),
+        ("default_ttl_seconds", &s.default_ttl_seconds),
+        ("max_ttl_seconds", &s.max_ttl_seconds),
+        ("session_max_seconds", &s.session_max_seconds),
+        ("terminated_grace_seconds", &s.terminated_grace_seconds),
+        ("fetch_ttl_seconds", &s.fetch_ttl_seconds),
+    ];
+    for (column, value) in numbers {
+        if let Some(value) = value {
+            tx.execute(&format!("UPDATE tenants SET {column} = $2 WHERE id = $1"), &[&id, value]).await?;
+        }
+    }
+    if let Some(value) = &s.cors_max_age_seconds {
+        let value =
+            value.map(|v| i32::try_from(v).map_err(|_| invalid("cors_max_age_seconds is too large"))).transpose()?;
+        tx.execute("UPDATE tenants SET cors_max_age_seconds = $2 WHERE id = $1", &[&id, &value]).await?;
+    }
+    if let Some(value) = &s.policy_alternate_syntax {
+        tx.execute("UPDATE tenants SET policy_alternate_syntax = $2 WHERE id = $1", &[&id, value]).await?;
+    }
+    let switches = [
+        ("policy_cmi5_other_objects", &s.policy_cmi5_other_objects),
+        ("policy_require_session_id", &s.policy_require_session_id),
+        ("policy_learner_preferences_writes", &s.policy_learner_preferences_writes),
+        ("policy_activity_profile_writes", &s.policy_activity_profile_writes),
+        ("policy_cmi5_session_rules", &s.policy_cmi5_session_rules),
+    ];
+    for (column, value) in switches {
+        if let Some(value) = value {
+            tx.execute(&format!("UPDATE tenants SET {column} = $2 WHERE id = $1"), &[&id, value]).await?;
+        }
+    }
+    tx.execute("UPDATE tenants SET updated_at = now() WHERE id = $1", &[&id]).await?;
+    let ids = [id.to_owned()];
+    let loaded = crate::tenant::postgres::load_tenants(&tx, master, Some(&ids)).await.map_err(OpsError::Database)?;
+    for tenant in loaded {
+        let entry = tenant.entry.map_err(invalid)?;
+        crate::config::tenants::validate_one(std::path::Path::new("postgres"), entry)
+            .map_err(|e| invalid(e.to_string()))?;
+    }
+    tx.commit().await?;
+    show_tenant(&*client, id).await
+}
