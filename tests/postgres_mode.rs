@@ -116,18 +116,35 @@ fn statement_post(token: &str, host: &str) -> Req {
     Req::statements(token, statement().to_string().into_bytes()).host(host)
 }
 
-#[test]
-fn sql_changes_reach_traffic_within_a_second_without_a_failed_request() {
+/// Tenant `acme` on LRS `a` (a second LRS `b` standing by), a gate in Postgres mode, a token,
+/// and a steady stream of statement POSTs already flowing to `a`.
+struct Streaming {
+    db: Db,
+    a: StandIn,
+    b: StandIn,
+    key: String,
+    gate: Gate,
+    token: String,
+    stream: Stream,
+}
+
+fn streaming() -> Streaming {
     let db = Db::start();
     let (a, b) = (StandIn::start(), StandIn::start());
     let key = db.tenant("acme", &["acme.test"], a.port);
     let gate = db.gate(&a, false);
     let token = token_for(&gate, "acme.test", &key);
-
-    // Re-point the tenant's LRS from A to B with plain SQL.
     let t = token.clone();
     let stream = Stream::start(gate.edge, move || statement_post(&t, "acme.test"));
     within(Duration::from_secs(5), "traffic flows to A", || a.stats().1 > 20);
+    Streaming { db, a, b, key, gate, token, stream }
+}
+
+#[test]
+fn sql_changes_reach_traffic_within_a_second_without_a_failed_request() {
+    let Streaming { db, a, b, key, gate, token, stream } = streaming();
+
+    // Re-point the tenant's LRS from A to B with plain SQL.
     db.pg.sql(&format!("UPDATE upstream_nodes SET url = 'http://127.0.0.1:{}/xapi' WHERE tenant_id = 'acme'", b.port));
     let took = within(Duration::from_secs(5), "B receives traffic", || b.stats().1 > 0);
     assert!(took < Duration::from_secs(1), "re-pointing took {took:?}");
@@ -166,14 +183,8 @@ fn failures(statuses: &[u16]) -> Vec<(usize, u16)> {
 
 #[test]
 fn an_outage_changes_nothing_and_changes_made_meanwhile_are_picked_up() {
-    let db = Db::start();
-    let (a, b) = (StandIn::start(), StandIn::start());
-    let key = db.tenant("acme", &["acme.test"], a.port);
-    let gate = db.gate(&a, false);
-    let token = token_for(&gate, "acme.test", &key);
-    let t = token.clone();
-    let stream = Stream::start(gate.edge, move || statement_post(&t, "acme.test"));
-    within(Duration::from_secs(5), "traffic flows", || a.stats().1 > 20);
+    // `_lrs_a` keeps the first LRS alive: the stream goes on sending to it until the change.
+    let Streaming { db, a: _lrs_a, b, key, gate, token: _, stream } = streaming();
 
     // Postgres goes away: traffic carries on from the last snapshot, whose age grows.
     db.pg.stop_server();
