@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use lrsgate::config::server::{DatabaseSettings, ServerConfig, ServerFile};
-use lrsgate::secrets::MasterKeys;
+use lrsgate::secrets::{place, MasterKeys};
 use lrsgate::tenant::postgres::{load_table, PostgresSource};
 use lrsgate::tenant::TenantStore;
 use pingora::services::background::BackgroundService;
@@ -55,11 +55,11 @@ async fn insert_tenants(client: &tokio_postgres::Client, keys: &MasterKeys, n: u
         let hosts: Vec<String> = ids.iter().map(|id| format!("{id}.lrs.example")).collect();
         let urls: Vec<String> = ids.iter().map(|_| "http://127.0.0.1:9/xapi".to_owned()).collect();
         let users: Vec<String> = ids.iter().map(|_| "lrs".to_owned()).collect();
-        let sealed = |table: &str, secret: &str| -> (Vec<Vec<u8>>, Vec<String>) {
-            ids.iter().map(|id| keys.seal(&format!("{table}/{id}"), secret.as_bytes())).unzip()
+        let sealed = |place: fn(&str) -> String, secret: &str| -> (Vec<Vec<u8>>, Vec<String>) {
+            ids.iter().map(|id| keys.seal(&place(id), secret.as_bytes())).unzip()
         };
-        let (passwords, pkids) = sealed("lrs_credentials", "lrs-password");
-        let (secrets, skids) = sealed("signing_keys", "a-signing-secret-of-at-least-32-bytes!!");
+        let (passwords, pkids) = sealed(place::lrs_password, "lrs-password");
+        let (secrets, skids) = sealed(place::signing_secret, "a-signing-secret-of-at-least-32-bytes!!");
         let hashes: Vec<Vec<u8>> = ids.iter().map(|id| lrsgate::auth::apikey::hash_key(id).to_vec()).collect();
         client.execute("INSERT INTO tenants (id) SELECT * FROM unnest($1::text[])", &[&ids]).await.unwrap();
         client

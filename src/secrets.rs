@@ -19,6 +19,25 @@ use rand::RngCore;
 
 const NONCE_BYTES: usize = 12;
 
+/// Where each kind of secret belongs: bound into its ciphertext, so a value opens only in its
+/// own row. Every seal and open names its place through these, so the spellings cannot drift.
+pub mod place {
+    /// The LRS password of `tenant` (`lrs_credentials`).
+    pub fn lrs_password(tenant: &str) -> String {
+        format!("lrs_credentials/{tenant}")
+    }
+
+    /// A signing secret of `tenant` (`signing_keys`).
+    pub fn signing_secret(tenant: &str) -> String {
+        format!("signing_keys/{tenant}")
+    }
+
+    /// The TLS private key of `host`, a host of `tenant` (`tls_certificates`).
+    pub fn tls_key(tenant: &str, host: &str) -> String {
+        format!("tls_certificates/{tenant}/{host}")
+    }
+}
+
 /// The master keys: the first seals, all open.
 #[derive(Clone)]
 pub struct MasterKeys {
@@ -92,6 +111,11 @@ impl MasterKeys {
         (out, self.sealing_id.clone())
     }
 
+    /// Open a value sealed for `place` with `key_id` and seal it again with the sealing key.
+    pub fn reseal(&self, place: &str, key_id: &str, sealed: &[u8]) -> Result<(Vec<u8>, String), SecretError> {
+        Ok(self.seal(place, &self.open(place, key_id, sealed)?))
+    }
+
     /// Open a value sealed for `place` with the key `key_id`.
     pub fn open(&self, place: &str, key_id: &str, sealed: &[u8]) -> Result<Vec<u8>, SecretError> {
         let cipher = self.keys.get(key_id).ok_or_else(|| {
@@ -140,6 +164,22 @@ mod tests {
         let (resealed, kid) = rotated.seal("lrs_credentials/acme", b"lrs-password");
         assert_eq!(kid, "k2");
         assert_ne!(resealed, sealed);
+    }
+
+    #[test]
+    fn places_keep_their_spelling_and_reseal_moves_to_the_sealing_key() {
+        // Secrets already stored were sealed for these exact places: a new spelling would make
+        // every one of them unopenable.
+        assert_eq!(place::lrs_password("acme"), "lrs_credentials/acme");
+        assert_eq!(place::signing_secret("acme"), "signing_keys/acme");
+        assert_eq!(place::tls_key("acme", "lrs.acme.example"), "tls_certificates/acme/lrs.acme.example");
+        let old = MasterKeys::generate_entry("k1");
+        let (sealed, _) = MasterKeys::parse(&old).unwrap().seal(&place::lrs_password("acme"), b"pw");
+        let rotated = MasterKeys::parse(&format!("{},{old}", MasterKeys::generate_entry("k2"))).unwrap();
+        let (resealed, kid) = rotated.reseal(&place::lrs_password("acme"), "k1", &sealed).unwrap();
+        assert_eq!(kid, "k2");
+        assert_eq!(rotated.open(&place::lrs_password("acme"), "k2", &resealed).unwrap(), b"pw");
+        assert!(rotated.reseal(&place::lrs_password("other"), "k1", &sealed).is_err(), "wrong place");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     server.bootstrap();
     let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
     let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let started_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let started_at = crate::clock::unix_now();
     // File mode keeps session state in this process (a shared store comes with Postgres mode).
     let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::new(started_at));
 
@@ -116,14 +116,13 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
             let mut admin = Service::new("lrsgate admin".to_owned(), HttpServer::new_app(admin_app));
             admin.add_tcp(&cfg.admin_listen.to_string());
             server.add_service(admin);
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let source = PostgresSource {
                 pool: crate::db::pool(&crate::config::server::DatabaseSettings { pool_size: 2, ..db.clone() })?,
                 server: cfg,
                 db,
                 store,
                 health: health.clone(),
-                synced_at: Arc::new(std::sync::atomic::AtomicU64::new(now)),
+                synced_at: Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::unix_now())),
             };
             server.add_service(background_service("lrsgate tenant Postgres source", source));
         }

@@ -14,7 +14,7 @@ use tokio_postgres::GenericClient;
 use crate::auth::apikey;
 use crate::config::tenants::parse_node;
 use crate::edge::cors::parse_origin;
-use crate::secrets::MasterKeys;
+use crate::secrets::{place, MasterKeys};
 use crate::tenant::tls::CertifiedKey;
 
 /// Why an operation failed.
@@ -137,13 +137,13 @@ pub async fn create_tenant(
         )
         .await?;
     }
-    let (password, kid) = master.seal(&format!("lrs_credentials/{}", t.id), t.lrs_password.as_bytes());
+    let (password, kid) = master.seal(&place::lrs_password(&t.id), t.lrs_password.as_bytes());
     tx.execute(
         "INSERT INTO lrs_credentials (tenant_id, username, password_enc, key_id) VALUES ($1, $2, $3, $4)",
         &[&t.id, &t.lrs_username, &password, &kid],
     )
     .await?;
-    let (secret, kid) = master.seal(&format!("signing_keys/{}", t.id), random_secret().as_bytes());
+    let (secret, kid) = master.seal(&place::signing_secret(&t.id), random_secret().as_bytes());
     tx.execute("INSERT INTO signing_keys (tenant_id, secret_enc, key_id) VALUES ($1, $2, $3)", &[&t.id, &secret, &kid])
         .await?;
     tx.commit().await?;
@@ -311,7 +311,7 @@ pub async fn set_lrs_credential(
         return Err(invalid("a Basic user name cannot contain ':'"));
     }
     require_tenant(client, tenant).await?;
-    let (sealed, kid) = master.seal(&format!("lrs_credentials/{tenant}"), password.as_bytes());
+    let (sealed, kid) = master.seal(&place::lrs_password(tenant), password.as_bytes());
     client
         .execute(
             "INSERT INTO lrs_credentials (tenant_id, username, password_enc, key_id) VALUES ($1, $2, $3, $4)
@@ -382,7 +382,7 @@ pub async fn put_certificate(
     if owner.map(|r| r.get::<_, String>(0)).as_deref() != Some(tenant) {
         return Err(OpsError::NotFound(format!("tenant \"{tenant}\" has no host \"{host}\"")));
     }
-    let (sealed, kid) = master.seal(&format!("tls_certificates/{tenant}/{host}"), key_pem.as_bytes());
+    let (sealed, kid) = master.seal(&place::tls_key(tenant, &host), key_pem.as_bytes());
     client
         .execute(
             "INSERT INTO tls_certificates (host, tenant_id, cert_pem, key_enc, key_id) VALUES ($1, $2, $3, $4, $5)
@@ -418,13 +418,12 @@ pub async fn admin_key_valid(client: &impl GenericClient, presented: &str) -> Re
 
 /// Re-seal every secret with the sealing master key (after adding a new one first).
 pub async fn reseal_secrets(client: &mut tokio_postgres::Client, master: &MasterKeys) -> Result<usize> {
+    let reseal = |place: &str, kid: &str, sealed: &[u8]| master.reseal(place, kid, sealed).map_err(|e| invalid(e.0));
     let tx = client.transaction().await?;
     let mut count = 0;
     for r in tx.query("SELECT tenant_id, password_enc, key_id FROM lrs_credentials FOR UPDATE", &[]).await? {
         let (tenant, sealed, kid): (String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2));
-        let place = format!("lrs_credentials/{tenant}");
-        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
-        let (sealed, kid) = master.seal(&place, &plain);
+        let (sealed, kid) = reseal(&place::lrs_password(&tenant), &kid, &sealed)?;
         tx.execute(
             "UPDATE lrs_credentials SET password_enc = $2, key_id = $3 WHERE tenant_id = $1",
             &[&tenant, &sealed, &kid],
@@ -434,17 +433,13 @@ pub async fn reseal_secrets(client: &mut tokio_postgres::Client, master: &Master
     }
     for r in tx.query("SELECT id, tenant_id, secret_enc, key_id FROM signing_keys FOR UPDATE", &[]).await? {
         let (id, tenant, sealed, kid): (i64, String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        let place = format!("signing_keys/{tenant}");
-        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
-        let (sealed, kid) = master.seal(&place, &plain);
+        let (sealed, kid) = reseal(&place::signing_secret(&tenant), &kid, &sealed)?;
         tx.execute("UPDATE signing_keys SET secret_enc = $2, key_id = $3 WHERE id = $1", &[&id, &sealed, &kid]).await?;
         count += 1;
     }
     for r in tx.query("SELECT host, tenant_id, key_enc, key_id FROM tls_certificates FOR UPDATE", &[]).await? {
         let (host, tenant, sealed, kid): (String, String, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        let place = format!("tls_certificates/{tenant}/{host}");
-        let plain = master.open(&place, &kid, &sealed).map_err(|e| invalid(e.0))?;
-        let (sealed, kid) = master.seal(&place, &plain);
+        let (sealed, kid) = reseal(&place::tls_key(&tenant, &host), &kid, &sealed)?;
         tx.execute("UPDATE tls_certificates SET key_enc = $2, key_id = $3 WHERE host = $1", &[&host, &sealed, &kid])
             .await?;
         count += 1;

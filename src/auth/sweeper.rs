@@ -28,9 +28,7 @@ impl BackgroundService for SessionSweeper {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
+                    let now = crate::clock::unix_now();
                     let counts = self.sessions.sweep(now);
                     metrics::SESSIONS_TRACKED.set(i64::try_from(counts.sessions_tracked).unwrap_or(i64::MAX));
                     debug!(

@@ -20,6 +20,7 @@ use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
 use crate::auth::sessions::{FetchRefusal, SessionStore};
 use crate::auth::verify::token_from_authorization;
+use crate::clock::unix_now;
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::http_io::{has_body, read_bounded};
@@ -217,11 +218,6 @@ impl Judged {
 struct TokenFacts<'a> {
     claims: &'a SessionClaims,
     sessions: &'a dyn SessionStore,
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) on a route that exists.

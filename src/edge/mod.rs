@@ -22,10 +22,11 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use self::admit::{admit, unix_now, Admission, EdgeState};
+use self::admit::{admit, Admission, EdgeState};
 pub use self::context::EdgeCtx;
 use self::reads::judge_statement_read;
 use crate::auth::sessions::SessionStore;
+use crate::clock::unix_now;
 use crate::denial::Denial;
 use crate::http_io::{has_body, json_header, write_denial, write_json};
 use crate::logfields::learner_hash;

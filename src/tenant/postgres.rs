@@ -26,13 +26,14 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{Tenant, TenantStore, TenantTable};
+use crate::clock::unix_now;
 use crate::config::server::{DatabaseSettings, ServerConfig};
 use crate::config::tenants::{
     self, ApiKeyEntry, CorsEntry, CourseEntry, LmsEntry, NodeEntry, PolicyEntry, SessionsEntry, SigningEntry,
     TenantEntry, TlsEntry, TokensEntry, UpstreamEntry, WeightedNode,
 };
 use crate::metrics;
-use crate::secrets::MasterKeys;
+use crate::secrets::{place, MasterKeys};
 
 /// The NOTIFY channel the schema's triggers use.
 pub const CHANNEL: &str = "lrsgate_config";
@@ -184,17 +185,17 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
     let (username, password_enc, password_kid) =
         t.credential.ok_or_else(|| format!("tenant {id} has no LRS credential (lrs_credentials)"))?;
     let password = master
-        .open(&format!("lrs_credentials/{id}"), &password_kid, &password_enc)
+        .open(&place::lrs_password(id), &password_kid, &password_enc)
         .map_err(|e| e.0)
         .and_then(|p| String::from_utf8(p).map_err(|_| format!("tenant {id}: the LRS password is not UTF-8")))?;
     let (secret_enc, secret_kid) = t.signing.ok_or_else(|| format!("tenant {id} has no active signing key"))?;
     let secret = master
-        .open(&format!("signing_keys/{id}"), &secret_kid, &secret_enc)
+        .open(&place::signing_secret(id), &secret_kid, &secret_enc)
         .map_err(|e| e.0)
         .and_then(|s| String::from_utf8(s).map_err(|_| format!("tenant {id}: the signing secret is not UTF-8")))?;
     let mut tls = Vec::with_capacity(t.certificates.len());
     for (host, cert_pem, key_enc, key_kid) in t.certificates {
-        let key = master.open(&format!("tls_certificates/{id}/{host}"), &key_kid, &key_enc).map_err(|e| e.0)?;
+        let key = master.open(&place::tls_key(id, &host), &key_kid, &key_enc).map_err(|e| e.0)?;
         let key_pem = String::from_utf8(key).map_err(|_| format!("tenant {id}: the TLS key of {host} is not PEM"))?;
         tls.push(TlsEntry { host, cert_pem: Some(cert_pem), key_pem: Some(key_pem), ..TlsEntry::default() });
     }
@@ -335,10 +336,6 @@ pub async fn load_table(
         warn!("{refused} tenant(s) refused at start (see above); the others serve");
     }
     Ok(table)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The background service that keeps the snapshot in step with Postgres.

@@ -6,7 +6,6 @@
 pub mod request;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -80,7 +79,7 @@ impl TokenService {
             return Err(Denial::TenantSuspended);
         }
         let key = bearer_credential(session).ok_or(Denial::ApiKeyMissing)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_now();
         if !apikey::matches(key, &tenant.api_keys, now) {
             return Err(Denial::ApiKeyInvalid);
         }
