@@ -12,6 +12,8 @@ use crate::http_io::BodyReadError;
 use crate::policy::{PolicyDenial, WriteDenial};
 use crate::token_service::request::TokenRequestError;
 use crate::xapi::alternate::AlternateError;
+use crate::xapi::headers::HeaderError;
+use crate::xapi::media_type::ContentTypeError;
 use crate::xapi::multipart::MultipartError;
 use crate::xapi::query::QueryError;
 use crate::xapi::statement::BodyError;
@@ -73,7 +75,10 @@ pub enum Denial {
     BodyTimeout,
     /// A body on a request that takes none.
     UnexpectedBody,
-    UnsupportedContentType,
+    /// A Content-Type lrsgate does not accept for this body, or cannot read in one way.
+    ContentType(ContentTypeError),
+    /// Framing or forwarded request headers that a server could read another way.
+    Header(HeaderError),
     TokenRequest(TokenRequestError),
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -94,10 +99,14 @@ impl Denial {
             Denial::MethodNotAllowed => (405, "method_not_allowed"),
             Denial::Query(QueryError::Unknown(_)) => (400, "unknown_parameter"),
             Denial::Query(QueryError::Duplicate(_)) => (400, "duplicate_parameter"),
+            Denial::Query(QueryError::Empty(_)) => (400, "empty_parameter"),
+            Denial::Query(QueryError::BadEncoding) => (400, "invalid_encoding"),
+            Denial::Query(QueryError::TooLong) => (414, "query_too_long"),
             Denial::Alternate(AlternateError::BadMethod) => (400, "invalid_method"),
             Denial::Alternate(AlternateError::ExtraQueryParameter(_)) => (400, "unknown_parameter"),
             Denial::Alternate(AlternateError::DuplicateField(_)) => (400, "duplicate_parameter"),
             Denial::Alternate(AlternateError::BadHeaderValue(_)) => (400, "invalid_header"),
+            Denial::Alternate(AlternateError::TooManyFields) => (400, "too_many_fields"),
             Denial::AuthorizationConflict => (401, "authorization_conflict"),
             Denial::AlternateSyntaxRefused => (400, "alternate_syntax_refused"),
             Denial::MoreInvalid => (400, "more_invalid"),
@@ -138,12 +147,30 @@ impl Denial {
             Denial::Body(_) => (400, "invalid_statement"),
             Denial::Multipart(MultipartError::MissingHash(_)) => (400, "attachment_hash_missing"),
             Denial::Multipart(MultipartError::NotBinary(_)) => (400, "attachment_not_binary"),
-            Denial::Multipart(_) => (400, "malformed_multipart"),
+            Denial::Multipart(MultipartError::FirstPartCharset) => (415, "unsupported_charset"),
+            Denial::Multipart(MultipartError::FirstPartEncoding) => (400, "statement_part_encoding"),
+            Denial::Multipart(MultipartError::TooManyParts) => (400, "too_many_parts"),
+            Denial::Multipart(
+                MultipartError::Malformed | MultipartError::BadPartHeader | MultipartError::FirstPartNotJson,
+            ) => (400, "malformed_multipart"),
             Denial::BodyTooLarge { .. } => (413, "body_too_large"),
             Denial::BodyUnreadable => (400, "body_unreadable"),
             Denial::BodyTimeout => (408, "body_timeout"),
             Denial::UnexpectedBody => (400, "unexpected_body"),
-            Denial::UnsupportedContentType => (400, "unsupported_content_type"),
+            Denial::ContentType(e) => match e {
+                ContentTypeError::Invalid(_) | ContentTypeError::UnknownParameter(_) => (400, "invalid_content_type"),
+                ContentTypeError::Unsupported => (400, "unsupported_content_type"),
+                ContentTypeError::Charset => (415, "unsupported_charset"),
+                ContentTypeError::Boundary => (400, "invalid_boundary"),
+            },
+            Denial::Header(e) => match e {
+                HeaderError::Version => (400, "invalid_version"),
+                HeaderError::Repeated(_) => (400, "repeated_header"),
+                HeaderError::Invalid(_) => (400, "invalid_header"),
+                HeaderError::ContentLength => (400, "invalid_content_length"),
+                HeaderError::TransferEncoding => (400, "invalid_transfer_encoding"),
+                HeaderError::ContentEncoding => (415, "unsupported_content_encoding"),
+            },
             Denial::TokenRequest(e) => (
                 400,
                 match e {
@@ -252,9 +279,8 @@ impl Denial {
             Denial::BodyUnreadable => "the request body could not be read".into(),
             Denial::BodyTimeout => "the request body did not arrive in time".into(),
             Denial::UnexpectedBody => "this request takes no body".into(),
-            Denial::UnsupportedContentType => {
-                "the body must be application/json (statement writes: or multipart/mixed)".into()
-            }
+            Denial::ContentType(e) => e.to_string(),
+            Denial::Header(e) => e.to_string(),
             Denial::TokenRequest(e) => e.to_string(),
             Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
             Denial::UpstreamTimeout => "the LRS did not answer in time".into(),

@@ -366,7 +366,7 @@ fn multipart_statements_with_attachments() {
         assert_eq!((r.status, r.reason().as_str()), (status, reason), "{rule}: {}", r.text());
     }
     let r = gate.edge(&Req::statements(&token, body).header("Content-Type", "multipart/mixed"));
-    assert_eq!((r.status, r.reason().as_str()), (400, "malformed_multipart"), "no boundary");
+    assert_eq!((r.status, r.reason().as_str()), (400, "invalid_boundary"), "no boundary");
     assert_eq!(lrs.stats(), before, "no refused multipart request reached the LRS");
 }
 

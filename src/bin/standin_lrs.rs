@@ -43,6 +43,8 @@ struct State {
     statements: Vec<Value>,
     /// State and Agent Profile documents: key (resource and identifying parameters) → body.
     documents: HashMap<String, Vec<u8>>,
+    /// Attachment parts of multipart writes (headers and content as sent), by their hash.
+    attachments: HashMap<String, Vec<u8>>,
 }
 
 struct Lrs {
@@ -69,7 +71,18 @@ struct Request {
 struct Response {
     status: u16,
     body: Vec<u8>,
+    /// `None`: application/json.
+    content_type: Option<String>,
 }
+
+impl Response {
+    fn json(status: u16, body: Vec<u8>) -> Response {
+        Response { status, body, content_type: None }
+    }
+}
+
+/// The boundary of the stand-in's `attachments=true` answers.
+const ANSWER_BOUNDARY: &str = "standin-boundary";
 
 fn main() -> std::io::Result<()> {
     let mut listen = "127.0.0.1:9000".to_owned();
@@ -137,9 +150,10 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
         first = false;
         let response = handle(&lrs, request);
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}{}\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}{}\r\n",
             response.status,
             reason(response.status),
+            response.content_type.as_deref().unwrap_or("application/json"),
             response.body.len(),
             if lrs.cors { "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\n" } else { "" },
             if close { "Connection: close\r\n" } else { "" }
@@ -239,14 +253,14 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
                 "connections": lrs.connections.load(Ordering::Relaxed),
                 "requests": lrs.request_count.load(Ordering::Relaxed),
             });
-            return Response { status: 200, body: body.to_string().into_bytes() };
+            return Response::json(200, body.to_string().into_bytes());
         }
         ("POST", "/_standin/reset") => {
             let mut state = lrs.state.lock().expect("stand-in state lock");
             *state = State::default();
             lrs.request_count.store(0, Ordering::Relaxed);
             lrs.connections.store(0, Ordering::Relaxed);
-            return Response { status: 204, body: Vec::new() };
+            return Response::json(204, Vec::new());
         }
         _ => {}
     }
@@ -262,7 +276,7 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
     let authorization = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
     let resource = path.strip_prefix(lrs.base.as_str()).unwrap_or("");
     if resource == "/about" && req.method == "GET" {
-        return Response { status: 200, body: br#"{"version":["1.0.3"]}"#.to_vec() };
+        return Response::json(200, br#"{"version":["1.0.3"]}"#.to_vec());
     }
     if let Some(expected) = &lrs.expected_authorization {
         if authorization != Some(expected.as_str()) {
@@ -270,15 +284,26 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
         }
     }
     match (req.method.as_str(), resource) {
-        ("POST", "/statements") => store_statements(lrs, statements_json(&req), None),
+        ("POST", "/statements") => {
+            keep_attachments(lrs, &req);
+            store_statements(lrs, statements_json(&req), None)
+        }
         ("PUT", "/statements") => {
+            keep_attachments(lrs, &req);
             let id = form_value(query, "statementId");
             match store_statements(lrs, statements_json(&req), id.as_deref()) {
-                Response { status: 200, .. } => Response { status: 204, body: Vec::new() },
+                Response { status: 200, .. } => Response::json(204, Vec::new()),
                 other => other,
             }
         }
-        ("GET" | "HEAD", "/statements") => query_statements(lrs, query),
+        ("GET" | "HEAD", "/statements") => {
+            let answer = query_statements(lrs, query);
+            if answer.status == 200 && form_value(query, "attachments").as_deref() == Some("true") {
+                with_attachments(lrs, answer.body)
+            } else {
+                answer
+            }
+        }
         (method, "/activities/state") => {
             document(lrs, method, query, "state", &["activityId", "agent", "registration"], "stateId", &req.body)
         }
@@ -299,6 +324,49 @@ fn statements_json(req: &Request) -> &[u8] {
     let Some(start) = find(&req.body, b"\r\n\r\n").map(|i| i + 4) else { return &req.body };
     let end = find(&req.body[start..], format!("\r\n--{boundary}").as_bytes()).map_or(req.body.len(), |e| start + e);
     &req.body[start..end]
+}
+
+/// Keep the attachment parts of a multipart write (a plain split on the delimiter: the stand-in
+/// is not the judge of framing, lrsgate is).
+fn keep_attachments(lrs: &Lrs, req: &Request) {
+    let content_type = req.headers.iter().find(|(k, _)| k == "content-type").map_or("", |(_, v)| v.as_str());
+    let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"')) else { return };
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let delimiter = format!("\r\n--{boundary}");
+    let mut state = lrs.state.lock().expect("stand-in state lock");
+    for part in body.split(&delimiter).skip(1) {
+        let Some(part) = part.strip_prefix("\r\n") else { continue };
+        let hash = part.lines().find_map(|l| l.strip_prefix("X-Experience-API-Hash:")).map(str::trim);
+        if let Some(hash) = hash {
+            state.attachments.insert(hash.to_owned(), part.as_bytes().to_vec());
+        }
+    }
+}
+
+/// A statement read with `attachments=true`, framed as ADL's LRS does it: a CRLF preamble, the
+/// statements part, then the attachment parts the statements refer to.
+fn with_attachments(lrs: &Lrs, statements_json: Vec<u8>) -> Response {
+    let json: Value = serde_json::from_slice(&statements_json).unwrap_or(Value::Null);
+    let listed: Vec<&Value> = match json.get("statements") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => vec![&json],
+    };
+    let hashes: Vec<String> = listed
+        .iter()
+        .flat_map(|s| s["attachments"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["sha2"].as_str().map(str::to_owned))
+        .collect();
+    let state = lrs.state.lock().expect("stand-in state lock");
+    let mut body = format!("\r\n--{ANSWER_BOUNDARY}\r\nContent-Type: application/json\r\n\r\n").into_bytes();
+    body.extend_from_slice(&statements_json);
+    for hash in hashes {
+        if let Some(part) = state.attachments.get(&hash) {
+            body.extend_from_slice(format!("\r\n--{ANSWER_BOUNDARY}\r\n").as_bytes());
+            body.extend_from_slice(part);
+        }
+    }
+    body.extend_from_slice(format!("\r\n--{ANSWER_BOUNDARY}--\r\n").as_bytes());
+    Response { status: 200, body, content_type: Some(format!("multipart/mixed; boundary={ANSWER_BOUNDARY}")) }
 }
 
 fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
@@ -329,7 +397,7 @@ fn store_statements(lrs: &Lrs, body: &[u8], put_id: Option<&str>) -> Response {
         }
         ids.push(id);
     }
-    Response { status: 200, body: Value::from(ids).to_string().into_bytes() }
+    Response::json(200, Value::from(ids).to_string().into_bytes())
 }
 
 /// Whether a held statement and a sent one are the same (the held one has its `id` set).
@@ -346,7 +414,7 @@ fn query_statements(lrs: &Lrs, query: &str) -> Response {
     if let Some(id) = params.get("statementId").or_else(|| params.get("voidedStatementId")) {
         let state = lrs.state.lock().expect("stand-in state lock");
         return match state.statements.iter().find(|s| s["id"].as_str() == Some(id)) {
-            Some(statement) => Response { status: 200, body: statement.to_string().into_bytes() },
+            Some(statement) => Response::json(200, statement.to_string().into_bytes()),
             None => error(404, "stand-in LRS: no such statement"),
         };
     }
@@ -384,7 +452,7 @@ fn query_statements(lrs: &Lrs, query: &str) -> Response {
     };
     let page = &matching[offset.min(end)..end];
     let body = json!({ "statements": page, "more": more });
-    Response { status: 200, body: body.to_string().into_bytes() }
+    Response::json(200, body.to_string().into_bytes())
 }
 
 /// A document resource: single document by id, or the list of ids when the id is absent.
@@ -402,24 +470,24 @@ fn document(lrs: &Lrs, method: &str, query: &str, kind: &str, scope: &[&str], id
     let mut state = lrs.state.lock().expect("stand-in state lock");
     match (method, id) {
         ("GET" | "HEAD", Some(id)) => match state.documents.get(&format!("{prefix}|{id}")) {
-            Some(doc) => Response { status: 200, body: doc.clone() },
+            Some(doc) => Response::json(200, doc.clone()),
             None => error(404, "stand-in LRS: no such document"),
         },
         ("GET" | "HEAD", None) => {
             let ids: Vec<&str> = state.documents.keys().filter_map(|k| k.strip_prefix(&format!("{prefix}|"))).collect();
-            Response { status: 200, body: Value::from(ids).to_string().into_bytes() }
+            Response::json(200, Value::from(ids).to_string().into_bytes())
         }
         ("PUT" | "POST", Some(id)) => {
             state.documents.insert(format!("{prefix}|{id}"), body.to_vec());
-            Response { status: 204, body: Vec::new() }
+            Response::json(204, Vec::new())
         }
         ("DELETE", Some(id)) => {
             state.documents.remove(&format!("{prefix}|{id}"));
-            Response { status: 204, body: Vec::new() }
+            Response::json(204, Vec::new())
         }
         ("DELETE", None) => {
             state.documents.retain(|k, _| !k.starts_with(&format!("{prefix}|")));
-            Response { status: 204, body: Vec::new() }
+            Response::json(204, Vec::new())
         }
         _ => error(400, "stand-in LRS: unsupported document request"),
     }
@@ -443,7 +511,7 @@ fn inspect_requests(lrs: &Lrs) -> Response {
             })
         })
         .collect();
-    Response { status: 200, body: Value::from(list).to_string().into_bytes() }
+    Response::json(200, Value::from(list).to_string().into_bytes())
 }
 
 fn form_value(query: &str, name: &str) -> Option<String> {
@@ -451,7 +519,7 @@ fn form_value(query: &str, name: &str) -> Option<String> {
 }
 
 fn error(status: u16, message: &str) -> Response {
-    Response { status, body: json!({ "error": message }).to_string().into_bytes() }
+    Response::json(status, json!({ "error": message }).to_string().into_bytes())
 }
 
 fn reason(status: u16) -> &'static str {

@@ -1,6 +1,7 @@
 //! `request_filter`'s work: tenant, route, token, query, body, policy. Everything that decides
 //! whether a request may reach the LRS happens here, before any upstream connection exists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,19 +20,21 @@ use super::tls::Sni;
 use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
 use crate::auth::sessions::{FetchRefusal, SessionStore};
-use crate::auth::verify::token_from_authorization;
+use crate::auth::verify::{token_from_authorization, Verified};
 use crate::clock::unix_now;
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
-use crate::http_io::{has_body, read_bounded};
+use crate::http_io::read_bounded;
 use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
 use crate::policy::{self, Grant, PolicyDenial};
 use crate::tenant::{Tenant, TenantStore};
-use crate::upstream::forward::NormalForm;
+use crate::upstream::forward::ForwardRequest;
 use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
-use crate::xapi::multipart::{self, MultipartError};
+use crate::xapi::headers::{self, ForwardHeaders, Framing};
+use crate::xapi::media_type::{self, ContentTypeError, StatementBody};
+use crate::xapi::multipart;
 use crate::xapi::query::{self, STATEMENT_GET_PARAMS};
 use crate::xapi::route::{self, Resource, RouteError};
 use crate::xapi::statement::parse_body;
@@ -63,13 +66,17 @@ pub struct EdgeState<'a> {
     pub body_timeout: Duration,
 }
 
-/// Judge the request. On `Ok`, `ctx` holds the tenant, resource, forced query and body.
+/// Judge the request. On `Ok`, `ctx` holds the tenant, the resource, what is forwarded
+/// (`ctx.forward`) and the body.
 pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeState<'_>) -> Result<Admission, Denial> {
     let req = session.req_header();
     let path = req.uri.path();
     if path == "/healthz" {
         return Ok(Admission::Answered);
     }
+    // Before anything else, and before any upstream connection can exist: a body framed two
+    // ways is read one way by lrsgate and another by the LRS.
+    let framing = headers::framing(&req.headers).map_err(Denial::Header)?;
     let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host());
     let sni = session.digest().and_then(|d| d.ssl_digest.as_ref()).and_then(|s| s.extension.get::<Sni>());
     let table = state.tenants.load();
@@ -121,49 +128,84 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
             return Err(Denial::MethodNotAllowed);
         }
         query::parse(raw_query, &[]).map_err(Denial::Query)?;
-        refuse_body(session)?;
+        if framing.has_body() {
+            return Err(Denial::UnexpectedBody);
+        }
+        let headers = ForwardHeaders::read(header_fields(&req.headers)).map_err(Denial::Header)?;
+        ctx.forward = Some(ForwardRequest {
+            method,
+            resource_suffix: resource.upstream_suffix(),
+            query: None,
+            headers,
+            content_type: None,
+        });
         return Ok(Admission::Proxy);
     }
 
     let body_timeout = state.body_timeout;
-    let alternate = if method == Method::POST && query::mentions(raw_query, "method") {
-        if !tenant.rules.alternate_syntax {
-            return Err(Denial::AlternateSyntaxRefused);
-        }
-        Some(read_alternate(session, tenant.max_body_bytes, body_timeout).await?)
-    } else {
-        None
+    let header_auth = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let now = unix_now();
+    let is_alternate = method == Method::POST && query::mentions(raw_query, "method");
+    if is_alternate && !tenant.rules.alternate_syntax {
+        return Err(Denial::AlternateSyntaxRefused);
+    }
+    // The token is checked before the form is read and decoded where it can be (it is in the
+    // header), so an unauthenticated client cannot make lrsgate decode large forms.
+    let mut verified = match &header_auth {
+        Some(auth) => Some(verify(&tenant, Some(auth), now)?),
+        None => None,
     };
-    let req = session.req_header();
-    let header_auth = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    let alternate =
+        if is_alternate { Some(read_alternate(session, tenant.max_body_bytes, body_timeout).await?) } else { None };
     let form_auth = alternate.as_ref().and_then(|a| a.header("Authorization")).map(str::as_bytes);
-    if let (Some(header), Some(form)) = (header_auth, form_auth) {
-        if header != form {
+    if let (Some(header), Some(form)) = (&header_auth, form_auth) {
+        if header.as_slice() != form {
             return Err(Denial::AuthorizationConflict);
         }
     }
-    let token = token_from_authorization(header_auth.or(form_auth)).map_err(Denial::Token)?;
-    let now = unix_now();
-    let verified =
-        tenant.verified.verify(token, &tenant.id, &tenant.keys, &tenant.courses, now).map_err(Denial::Token)?;
+    let verified = match verified.take() {
+        Some(v) => v,
+        None => verify(&tenant, form_auth, now)?,
+    };
     let (claims, grant) = (&verified.claims, &verified.grant);
     if let Some(record) = state.sessions.lookup(&tenant.id, &claims.session_id) {
         record.status(now, tenant.sessions.terminated_grace_seconds).map_err(Denial::SessionEnded)?;
     }
 
-    let judged = Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, body_timeout };
+    let req = session.req_header();
+    let form_fields = alternate.iter().flat_map(|a| a.headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    let forwarded = ForwardHeaders::read(header_fields(&req.headers).chain(form_fields)).map_err(Denial::Header)?;
+    let judged =
+        Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, framing, body_timeout };
     ctx.token_id = Some(claims.jti.clone());
-    let token = TokenFacts { claims, sessions: state.sessions };
-    let admission = judge(session, ctx, (grant, &token), resource, &judged, &tenant).await;
     ctx.learner = Some(grant.actor.clone());
-    if let Some(a) = judged.alternate {
-        ctx.normal_form = Some(NormalForm { method: judged.method, headers: a.headers });
-        if let Ok(Admission::Proxy | Admission::ForwardDirect(_)) = admission {
+    let token = TokenFacts { claims, sessions: state.sessions };
+    let judgement = judge(session, ctx, (grant, &token), resource, &judged, &tenant).await?;
+    ctx.forward = Some(ForwardRequest {
+        method: judged.method.clone(),
+        resource_suffix: resource.upstream_suffix(),
+        query: judgement.query,
+        headers: forwarded,
+        content_type: judgement.content_type,
+    });
+    if judged.alternate.is_some() {
+        if let Admission::Proxy | Admission::ForwardDirect(_) = judgement.admission {
             // Forwarded in normal form, never as the form: always by the direct forwarder.
             return Ok(Admission::ForwardDirect(ctx.validated_body.clone().unwrap_or_default()));
         }
     }
-    admission
+    Ok(judgement.admission)
+}
+
+/// The request's header fields as `(name, value)` pairs.
+fn header_fields(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()))
+}
+
+/// Verify the session token in an `Authorization` value against the tenant's keys.
+fn verify(tenant: &Tenant, authorization: Option<&[u8]>, now: u64) -> Result<Arc<Verified>, Denial> {
+    let token = token_from_authorization(authorization).map_err(Denial::Token)?;
+    tenant.verified.verify(token, &tenant.id, &tenant.keys, &tenant.courses, now).map_err(Denial::Token)
 }
 
 /// The request as it is judged: the client's own, or the normal form of an Alternate Request
@@ -171,8 +213,23 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
 struct Judged {
     method: Method,
     alternate: Option<AlternateRequest>,
+    /// How the client framed its body (already judged well-formed).
+    framing: Framing,
     /// Total time allowed for reading the client's body.
     body_timeout: Duration,
+}
+
+/// What judging decided beyond the admission: the query and Content-Type the LRS receives.
+struct Judgement {
+    admission: Admission,
+    query: Option<String>,
+    content_type: Option<String>,
+}
+
+impl Judgement {
+    fn new(admission: Admission, query: Option<String>) -> Self {
+        Judgement { admission, query, content_type: None }
+    }
 }
 
 impl Judged {
@@ -183,19 +240,18 @@ impl Judged {
         }
     }
 
-    /// The Content-Type of the judged request (empty when absent).
-    fn content_type(&self, session: &ServerSession) -> String {
-        let content_type = match &self.alternate {
-            Some(a) => a.header("Content-Type"),
-            None => session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
-        };
-        content_type.unwrap_or("").to_owned()
+    /// The Content-Type of the judged request, if any.
+    fn content_type(&self, session: &ServerSession) -> Option<Vec<u8>> {
+        match &self.alternate {
+            Some(a) => a.header("Content-Type").map(|v| v.as_bytes().to_vec()),
+            None => session.req_header().headers.get(CONTENT_TYPE).map(|v| v.as_bytes().to_vec()),
+        }
     }
 
-    fn refuse_body(&self, session: &ServerSession) -> Result<(), Denial> {
+    fn refuse_body(&self) -> Result<(), Denial> {
         let has = match &self.alternate {
             Some(a) => !a.content.is_empty(),
-            None => has_body(session),
+            None => self.framing.has_body(),
         };
         if has {
             return Err(Denial::UnexpectedBody);
@@ -250,9 +306,13 @@ async fn read_alternate(
     limit: usize,
     body_timeout: Duration,
 ) -> Result<AlternateRequest, Denial> {
-    let media_type = session.req_header().headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !media_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(Denial::UnsupportedContentType);
+    let content_type = session.req_header().headers.get(CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
+    let media = media_type::parse(content_type).map_err(|e| Denial::ContentType(ContentTypeError::Invalid(e)))?;
+    if media.essence != "application/x-www-form-urlencoded" {
+        return Err(Denial::ContentType(ContentTypeError::Unsupported));
+    }
+    if media.params.iter().any(|(n, v)| n != "charset" || !v.eq_ignore_ascii_case("utf-8")) {
+        return Err(Denial::ContentType(ContentTypeError::Charset));
     }
     let form = read_bounded(session, limit, body_timeout).await.map_err(|e| Denial::from_body_read(e, limit))?;
     alternate::decode(session.req_header().uri.query(), &form).map_err(Denial::Alternate)
@@ -266,47 +326,43 @@ async fn judge(
     resource: Resource,
     judged: &Judged,
     tenant: &Tenant,
-) -> Result<Admission, Denial> {
+) -> Result<Judgement, Denial> {
     let (rules, max_body_bytes) = (&tenant.rules, tenant.max_body_bytes);
     let raw_query = judged.query(session);
     match (resource, judged.method.clone()) {
         (Resource::Statements, Method::GET | Method::HEAD) => {
             let params = query::parse(raw_query, STATEMENT_GET_PARAMS).map_err(Denial::Query)?;
-            let kind = if params.iter().any(|p| p.name == "statementId" || p.name == "voidedStatementId") {
-                policy::statements::check_single_read(grant, &params).map_err(Denial::Policy)?;
-                ctx.upstream_query = Some(params.iter().map(|p| p.raw).collect::<Vec<_>>().join("&"));
-                ReadKind::Single
+            let (kind, query) = if params.iter().any(|p| p.name == "statementId" || p.name == "voidedStatementId") {
+                (ReadKind::Single, policy::statements::check_single_read(grant, &params).map_err(Denial::Policy)?)
             } else {
-                ctx.upstream_query = Some(policy::statements::check_read(grant, &params).map_err(Denial::Policy)?);
-                ReadKind::List
+                (ReadKind::List, policy::statements::check_read(grant, &params).map_err(Denial::Policy)?)
             };
-            judged.refuse_body(session)?;
+            judged.refuse_body()?;
             // What the LRS returns is judged too: the forced filters are not enough (a
             // statement targeting the learner's statements matches them, whoever wrote it).
             ctx.statement_read = Some((grant.clone(), kind));
-            Ok(Admission::FetchJudged)
+            Ok(Judgement::new(Admission::FetchJudged, Some(query)))
         }
         (Resource::Statements, Method::POST) => {
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
-            let body = read_statements(session, ctx, (grant, token, tenant), judged, None).await?;
-            Ok(admission_for(session, body))
+            let (body, format) = read_statements(session, ctx, (grant, token, tenant), judged, None).await?;
+            let admission = admission_for(session, body);
+            Ok(Judgement { admission, query: None, content_type: Some(format.content_type()) })
         }
         (Resource::Statements, Method::PUT) => {
             let params = query::parse(raw_query, &["statementId"]).map_err(Denial::Query)?;
             let id = params.first().ok_or(Denial::Policy(PolicyDenial::MissingParameter("statementId")))?;
             let statement_id = id.value.clone().into_owned();
-            ctx.upstream_query = Some(id.raw.to_owned());
-            let body = read_statements(session, ctx, (grant, token, tenant), judged, Some(&statement_id)).await?;
-            Ok(admission_for(session, body))
+            let mut query = query::QueryBuilder::new();
+            query.push_all(&params);
+            let (body, format) =
+                read_statements(session, ctx, (grant, token, tenant), judged, Some(&statement_id)).await?;
+            let admission = admission_for(session, body);
+            Ok(Judgement { admission, query: Some(query.finish()), content_type: Some(format.content_type()) })
         }
         (Resource::Statements, _) => Err(Denial::MethodNotAllowed),
         (Resource::ActivitiesState | Resource::AgentsProfile, method) => {
-            let access = match method {
-                Method::GET | Method::HEAD => Access::Read,
-                Method::PUT | Method::POST => Access::Write,
-                Method::DELETE => Access::Delete,
-                _ => return Err(Denial::MethodNotAllowed),
-            };
+            let access = access_of(&method)?;
             let query = if resource == Resource::ActivitiesState {
                 let params = query::parse(raw_query, STATE_PARAMS).map_err(Denial::Query)?;
                 documents::check_state(grant, access, &params)
@@ -314,27 +370,26 @@ async fn judge(
                 let params = query::parse(raw_query, AGENT_PROFILE_PARAMS).map_err(Denial::Query)?;
                 documents::check_agent_profile(grant, rules, access, &params)
             };
-            ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
+            let query = Some(query.map_err(Denial::Policy)?);
             if access != Access::Write {
-                judged.refuse_body(session)?;
-                return Ok(Admission::Proxy);
+                judged.refuse_body()?;
+                return Ok(Judgement::new(Admission::Proxy, query));
             }
+            // Documents are of any type (Comm §2.2): the client's Content-Type is parsed and
+            // written again, never forwarded as sent; JSON only in UTF-8.
+            let content_type = judged.content_type(session);
+            let content_type =
+                media_type::document_content_type(content_type.as_deref()).map_err(Denial::ContentType)?;
             let body = judged.body(session, max_body_bytes).await?;
             ctx.validated_body = Some(body.clone());
-            Ok(admission_for(session, body))
+            Ok(Judgement { admission: admission_for(session, body), query, content_type })
         }
         (Resource::ActivitiesProfile, method) => {
-            let access = match method {
-                Method::GET | Method::HEAD => Access::Read,
-                Method::PUT | Method::POST => Access::Write,
-                Method::DELETE => Access::Delete,
-                _ => return Err(Denial::MethodNotAllowed),
-            };
+            let access = access_of(&method)?;
             let params = query::parse(raw_query, ACTIVITY_PROFILE_PARAMS).map_err(Denial::Query)?;
-            ctx.upstream_query =
-                Some(documents::check_activity_profile(grant, rules, access, &params).map_err(Denial::Policy)?);
-            judged.refuse_body(session)?;
-            Ok(Admission::Proxy)
+            let query = documents::check_activity_profile(grant, rules, access, &params).map_err(Denial::Policy)?;
+            judged.refuse_body()?;
+            Ok(Judgement::new(Admission::Proxy, Some(query)))
         }
         (Resource::Activities | Resource::Agents, Method::GET | Method::HEAD) => {
             let query = if resource == Resource::Activities {
@@ -342,9 +397,9 @@ async fn judge(
             } else {
                 documents::check_agents(grant, &query::parse(raw_query, AGENTS_PARAMS).map_err(Denial::Query)?)
             };
-            ctx.upstream_query = Some(query.map_err(Denial::Policy)?);
-            judged.refuse_body(session)?;
-            Ok(Admission::Proxy)
+            let query = Some(query.map_err(Denial::Policy)?);
+            judged.refuse_body()?;
+            Ok(Judgement::new(Admission::Proxy, query))
         }
         (Resource::Activities | Resource::Agents, _) => Err(Denial::MethodNotAllowed),
         (Resource::StatementsMore, Method::GET | Method::HEAD) => {
@@ -357,18 +412,24 @@ async fn judge(
                 CursorError::OtherToken => Denial::MoreOtherToken,
             })?;
             grant.usable_scope(policy::Direction::Read).map_err(Denial::Policy)?;
-            judged.refuse_body(session)?;
+            judged.refuse_body()?;
             ctx.upstream_more = Some(more);
             ctx.statement_read = Some((grant.clone(), ReadKind::List));
-            Ok(Admission::FetchJudged)
+            Ok(Judgement::new(Admission::FetchJudged, None))
         }
         (Resource::StatementsMore, _) => Err(Denial::MethodNotAllowed),
         (Resource::About, _) => Err(Denial::MethodNotAllowed),
     }
 }
 
-// Documents are opaque to lrsgate (any content type; the LRS judges JSON merges), so they are
-// forwarded exactly as received.
+fn access_of(method: &Method) -> Result<Access, Denial> {
+    match *method {
+        Method::GET | Method::HEAD => Ok(Access::Read),
+        Method::PUT | Method::POST => Ok(Access::Write),
+        Method::DELETE => Ok(Access::Delete),
+        _ => Err(Denial::MethodNotAllowed),
+    }
+}
 
 /// Small bodies go through Pingora's replay buffer; larger ones are forwarded directly.
 fn admission_for(session: &ServerSession, body: Bytes) -> Admission {
@@ -379,38 +440,26 @@ fn admission_for(session: &ServerSession, body: Bytes) -> Admission {
     }
 }
 
-fn refuse_body(session: &ServerSession) -> Result<(), Denial> {
-    if has_body(session) {
-        return Err(Denial::UnexpectedBody);
-    }
-    Ok(())
-}
-
 /// Read, parse and judge a statement write body, and for a cmi5 launch reserve the session
 /// progress it makes (`ctx.reservation`, kept once the LRS stores it). Returns the client's
-/// bytes, unchanged.
+/// bytes, unchanged, and their framing (from which lrsgate writes the Content-Type).
 async fn read_statements(
     session: &mut ServerSession,
     ctx: &mut EdgeCtx,
     (grant, token, tenant): (&Grant, &TokenFacts<'_>, &Tenant),
     judged: &Judged,
     put_id: Option<&str>,
-) -> Result<Bytes, Denial> {
+) -> Result<(Bytes, StatementBody), Denial> {
     let (rules, limit) = (&tenant.rules, tenant.max_body_bytes);
-    let content_type = judged.content_type(session);
-    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let boundary = match media_type.as_str() {
-        "application/json" => None,
-        "multipart/mixed" => {
-            Some(multipart::boundary(&content_type).ok_or(Denial::Multipart(MultipartError::NoBoundary))?.to_owned())
-        }
-        _ => return Err(Denial::UnsupportedContentType),
-    };
+    let content_type = judged.content_type(session).unwrap_or_default();
+    let format = media_type::statement_body(&content_type).map_err(Denial::ContentType)?;
     let body = judged.body(session, limit).await?;
     // With attachments, the statements are the first part; the body is forwarded whole.
-    let json = match &boundary {
-        Some(b) => multipart::statement_part(&body, b).map_err(Denial::Multipart)?,
-        None => &body[..],
+    let json = match &format {
+        StatementBody::Multipart { boundary } => {
+            multipart::statement_part(&body, boundary).map_err(Denial::Multipart)?
+        }
+        StatementBody::Json => &body[..],
     };
     let statements = parse_body(json).map_err(Denial::Body)?;
     if let Some(id) = put_id {
@@ -426,5 +475,5 @@ async fn read_statements(
         ctx.reservation = Some(reservation);
     }
     ctx.validated_body = Some(body.clone());
-    Ok(body)
+    Ok((body, format))
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::cors::CorsReply;
 use crate::auth::sessions::Reservation;
 use crate::tenant::Tenant;
-use crate::upstream::forward::NormalForm;
+use crate::upstream::forward::ForwardRequest;
 use crate::upstream::UpstreamNode;
 use crate::xapi::agent::Ifi;
 use crate::xapi::route::Resource;
@@ -17,8 +17,8 @@ use crate::xapi::route::Resource;
 pub struct EdgeCtx {
     pub tenant: Option<Arc<Tenant>>,
     pub resource: Option<Resource>,
-    /// The judged query the LRS receives (`None`: no query).
-    pub upstream_query: Option<String>,
+    /// What the LRS receives for an admitted request (method, resource, query, headers).
+    pub forward: Option<ForwardRequest>,
     /// The judged body, replayed byte for byte to the LRS.
     pub validated_body: Option<Bytes>,
     /// The node chosen by `upstream_peer` (set again on each retry).
@@ -33,8 +33,6 @@ pub struct EdgeCtx {
     pub refused: Option<(u16, &'static str)>,
     /// For a statement read: the grant and kind that what the LRS returns is judged by.
     pub statement_read: Option<(crate::policy::Grant, crate::edge::reads::ReadKind)>,
-    /// For an Alternate Request Syntax request: the normal form it is forwarded in.
-    pub normal_form: Option<NormalForm>,
     /// Failed connection attempts to LRS nodes for this request.
     pub connect_failures: usize,
     /// The status the LRS answered with (on every forwarding path).

@@ -32,7 +32,7 @@ use crate::http_io::{has_body, json_header, write_denial, write_json};
 use crate::logfields::learner_hash;
 use crate::metrics;
 use crate::tenant::TenantStore;
-use crate::upstream::forward::{fetch_judged, forward_buffered, rewrite_request, Forwarded, ReadTarget};
+use crate::upstream::forward::{fetch_judged, forward_buffered, upstream_request, Forwarded, ReadTarget};
 
 /// The edge proxy.
 pub struct Edge {
@@ -56,7 +56,8 @@ impl Edge {
     }
 
     async fn refuse(&self, session: &mut Session, ctx: &mut EdgeCtx, denial: Denial) -> Result<bool> {
-        let body_unread = has_body(session) && !session.is_body_done();
+        // A body framed in a way lrsgate refused cannot be drained reliably either: close.
+        let body_unread = (has_body(session) && !session.is_body_done()) || matches!(denial, Denial::Header(_));
         ctx.refused = Some(denial.status_and_code());
         let fetch = matches!(denial, Denial::Fetch(_));
         write_denial(session, &denial, body_unread, &|h| {
@@ -122,22 +123,11 @@ impl ProxyHttp for Edge {
             }
             Ok(Admission::ForwardDirect(body)) => {
                 // `admit` set both for every admitted request; their absence is a bug: refuse.
-                let (Some(tenant), Some(resource)) = (ctx.tenant.clone(), ctx.resource) else {
+                let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.clone()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let query = ctx.upstream_query.clone();
-                let normal_form = ctx.normal_form.clone();
                 let cors = ctx.cors.clone();
-                match forward_buffered(
-                    &self.connector,
-                    session,
-                    &tenant.upstream,
-                    (resource.upstream_suffix(), query.as_deref()),
-                    body,
-                    normal_form.as_ref(),
-                    &|h| cors.apply(h),
-                )
-                .await
+                match forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &|h| cors.apply(h)).await
                 {
                     Ok(Forwarded::Relayed(status)) => ctx.forwarded_status = Some(status),
                     Ok(Forwarded::Aborted(status)) => {
@@ -149,11 +139,11 @@ impl ProxyHttp for Edge {
                 Ok(true)
             }
             Ok(Admission::FetchJudged) => {
-                let (Some(tenant), Some((grant, kind))) = (ctx.tenant.clone(), ctx.statement_read.take()) else {
+                let (Some(tenant), Some(fwd), Some((grant, kind))) =
+                    (ctx.tenant.clone(), ctx.forward.clone(), ctx.statement_read.take())
+                else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let query = ctx.upstream_query.clone().unwrap_or_default();
-                let normal_form = ctx.normal_form.clone();
                 let jti = ctx.token_id.clone().unwrap_or_default();
                 let more = ctx.upstream_more.take();
                 let cors = ctx.cors.clone();
@@ -161,13 +151,13 @@ impl ProxyHttp for Edge {
                     &self.connector,
                     session,
                     &tenant.upstream,
-                    more.as_deref().map_or(ReadTarget::Query(&query), ReadTarget::More),
+                    &fwd,
+                    more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
                     tenant.max_body_bytes,
-                    normal_form.as_ref(),
                     &|h| cors.apply(h),
                     |resp, body| {
                         let content_type =
-                            resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                            resp.headers.get(http::header::CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
                         judge_statement_read(&grant, kind, content_type, body, &|more| {
                             tenant.keys.cursor.seal(&jti, more)
                         })
@@ -214,17 +204,13 @@ impl ProxyHttp for Edge {
         upstream: &mut RequestHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        let (Some(tenant), Some(resource), Some(node)) = (&ctx.tenant, ctx.resource, &ctx.node) else {
+        let (Some(tenant), Some(fwd), Some(node)) = (&ctx.tenant, &ctx.forward, &ctx.node) else {
             return Error::e_explain(ErrorType::InternalError, "request not admitted");
         };
-        rewrite_request(
-            upstream,
-            node,
-            &tenant.upstream.authorization,
-            resource.upstream_suffix(),
-            ctx.upstream_query.as_deref(),
-            ctx.validated_body.as_ref().map(Bytes::len),
-        )
+        // Built anew from what was judged: none of the client's header block goes upstream.
+        let body_len = ctx.validated_body.as_ref().map(Bytes::len);
+        *upstream = upstream_request(fwd, node, &tenant.upstream.authorization, body_len)?;
+        Ok(())
     }
 
     async fn request_body_filter(

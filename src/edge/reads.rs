@@ -4,8 +4,8 @@
 
 use crate::denial::Denial;
 use crate::policy::{self, Grant, PolicyDenial};
-use crate::xapi::multipart;
 use crate::xapi::statement::parse_body;
+use crate::xapi::{media_type, multipart};
 
 /// Which statement read an admitted GET/HEAD is, for judging what the LRS returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,29 +19,40 @@ pub enum ReadKind {
 pub fn judge_statement_read(
     grant: &Grant,
     kind: ReadKind,
-    content_type: &str,
+    content_type: &[u8],
     body: Vec<u8>,
     seal: &dyn Fn(&str) -> String,
 ) -> Result<Vec<u8>, Denial> {
     match kind {
-        ReadKind::Single if returned_statement_in_scope(grant, content_type, &body) => Ok(body),
+        ReadKind::Single if returned_statement_in_scope(grant, content_type, &body)? => Ok(body),
         ReadKind::Single => Err(Denial::Policy(PolicyDenial::StatementNotFound)),
-        ReadKind::List => match multipart_boundary(content_type) {
-            Some(boundary) => filter_multipart_list(grant, &body, boundary, seal),
-            None => filter_statement_list(grant, &body, seal, false).map(|(list, _)| list),
+        ReadKind::List => match answer_format(content_type)? {
+            Answer::Multipart(boundary) => filter_multipart_list(grant, &body, &boundary, seal),
+            Answer::Json => filter_statement_list(grant, &body, seal, false).map(|(list, _)| list),
         }
         .ok_or(Denial::UpstreamInvalid),
     }
 }
 
-/// The boundary of a `multipart/…` answer (`attachments=true`), `None` for JSON.
-fn multipart_boundary(content_type: &str) -> Option<&str> {
-    let is_multipart = content_type.trim_start().get(..10).is_some_and(|t| t.eq_ignore_ascii_case("multipart/"));
-    if is_multipart {
-        multipart::boundary(content_type)
-    } else {
-        None
+/// How the LRS framed a statement-list answer.
+enum Answer {
+    Json,
+    /// `multipart/mixed` (`attachments=true`) with this boundary.
+    Multipart(String),
+}
+
+/// The answer's framing from its Content-Type, parsed like a request's: an answer lrsgate
+/// cannot read in exactly one way is not judged, so not relayed (502).
+fn answer_format(content_type: &[u8]) -> Result<Answer, Denial> {
+    if content_type.is_empty() {
+        return Ok(Answer::Json);
     }
+    let media = media_type::parse(content_type).map_err(|_| Denial::UpstreamInvalid)?;
+    if media.essence == "multipart/mixed" {
+        let boundary = media.param("boundary").filter(|b| media_type::is_valid_boundary(b));
+        return boundary.map(|b| Answer::Multipart(b.to_owned())).ok_or(Denial::UpstreamInvalid);
+    }
+    Ok(Answer::Json)
 }
 
 /// A statement list with attachments (`attachments=true`): the statements part filtered like a
@@ -146,21 +157,21 @@ fn filter_statement_list(
 }
 
 /// Whether a single statement the LRS returned (JSON, or multipart with attachments) is
-/// within `grant`'s read scope. Anything lrsgate cannot read strictly counts as out of scope.
-fn returned_statement_in_scope(grant: &Grant, content_type: &str, body: &[u8]) -> bool {
-    let json = match multipart_boundary(content_type) {
-        Some(boundary) => match multipart::statement_part(body, boundary) {
-            Ok(part) => part,
-            Err(_) => return false,
-        },
-        None => body,
+/// within `grant`'s read scope; an answer lrsgate cannot read strictly is `UpstreamInvalid`.
+fn returned_statement_in_scope(grant: &Grant, content_type: &[u8], body: &[u8]) -> Result<bool, Denial> {
+    let json = match answer_format(content_type)? {
+        Answer::Multipart(boundary) => {
+            multipart::statement_part(body, &boundary).map_err(|_| Denial::UpstreamInvalid)?
+        }
+        Answer::Json => body,
     };
     let is_object = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match parse_body(json) {
         Ok(statements) if is_object && statements.len() == 1 => {
-            policy::statements::returned_in_scope(grant, &statements[0])
+            Ok(policy::statements::returned_in_scope(grant, &statements[0]))
         }
-        _ => false,
+        // Not one statement: an answer lrsgate cannot judge.
+        _ => Err(Denial::UpstreamInvalid),
     }
 }
 
@@ -188,7 +199,7 @@ mod tests {
     const OWN: &str = r#"{"actor": {"mbox":"mailto:l@x.org"},"verb":{"id":"https://v"},"object":{"id":"https://a/1"},"context":{"registration":"7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11"}}"#;
 
     fn list(body: String) -> Result<String, Denial> {
-        judge_statement_read(&grant(), ReadKind::List, "application/json", body.into_bytes(), &|m| {
+        judge_statement_read(&grant(), ReadKind::List, b"application/json", body.into_bytes(), &|m| {
             format!("sealed:{m}")
         })
         .map(|b| String::from_utf8(b).unwrap())
@@ -237,26 +248,40 @@ mod tests {
         let part = |hash: &str, content: &str| {
             format!("--b1\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {hash}\r\n\r\n{content}\r\n")
         };
-        let body = format!(
+        let body: String = format!(
             "--b1\r\nContent-Type: application/json\r\n\r\n{{\"statements\":[{own},{other}],\"more\":\"\"}}\r\n{}{}--b1--\r\n",
             part("aaa", "mine"),
             part("bbb", "secret of someone else")
         );
-        let got =
-            judge_statement_read(&grant(), ReadKind::List, "multipart/mixed; boundary=b1", body.into_bytes(), &|m| {
-                m.into()
-            })
-            .unwrap();
+        let got = judge_statement_read(
+            &grant(),
+            ReadKind::List,
+            b"multipart/mixed; boundary=b1",
+            body.clone().into_bytes(),
+            &|m| m.into(),
+        )
+        .unwrap();
         let got = String::from_utf8(got).unwrap();
         let want = format!(
             "--b1\r\nContent-Type: application/json\r\n\r\n{{\"statements\":[{own}],\"more\":\"\"}}\r\n{}--b1--\r\n",
             part("aaa", "mine")
         );
         assert_eq!(got, want);
+        // ADL's LRS puts a CRLF before the first boundary (a preamble, RFC 2046 5.1.1).
+        let with_preamble = format!("\r\n{body}");
+        let got = judge_statement_read(
+            &grant(),
+            ReadKind::List,
+            b"multipart/mixed; boundary=b1",
+            with_preamble.into_bytes(),
+            &|m| m.into(),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want, "the preamble is read and not relayed");
         let broken = judge_statement_read(
             &grant(),
             ReadKind::List,
-            "multipart/mixed; boundary=b1",
+            b"multipart/mixed; boundary=b1",
             b"--b1\r\n".to_vec(),
             &|m| m.into(),
         );
@@ -275,13 +300,14 @@ mod tests {
     #[test]
     fn single_reads_hide_what_is_out_of_scope() {
         let single = |b: &str| {
-            judge_statement_read(&grant(), ReadKind::Single, "application/json", b.as_bytes().to_vec(), &|m| m.into())
+            judge_statement_read(&grant(), ReadKind::Single, b"application/json", b.as_bytes().to_vec(), &|m| m.into())
         };
         assert!(single(OWN).is_ok());
         assert_eq!(
             single(&OWN.replace("https://a/1", "https://a/2")),
             Err(Denial::Policy(PolicyDenial::StatementNotFound))
         );
-        assert_eq!(single(&format!("[{OWN}]")), Err(Denial::Policy(PolicyDenial::StatementNotFound)));
+        // Not one statement: not judged, so not relayed.
+        assert_eq!(single(&format!("[{OWN}]")), Err(Denial::UpstreamInvalid));
     }
 }

@@ -8,8 +8,9 @@ use super::reach::Direction;
 use super::rules::TenantRules;
 use super::scope::Scope;
 use crate::xapi::agent::parse_agent;
+use crate::xapi::document_id;
 use crate::xapi::iri::parse_uuid;
-use crate::xapi::query::{encode, Param};
+use crate::xapi::query::{Param, QueryBuilder};
 use crate::xapi::strict_json;
 
 /// Parameters of the State resource (Comm §2.3).
@@ -57,13 +58,6 @@ fn own_agent(grant: &Grant, value: &str) -> Result<String, PolicyDenial> {
     Ok(grant.actor.agent_json().to_string())
 }
 
-fn push(out: &mut String, pair: &str) {
-    if !out.is_empty() {
-        out.push('&');
-    }
-    out.push_str(pair);
-}
-
 /// Judge a State request and build the LRS query: `activityId` must be one the scope reaches and
 /// `agent` the learner; scopes bound to one registration force it (a differing one → 403, a
 /// missing one added); `LMS.LaunchData` is read only; and a DELETE must name one `stateId`
@@ -71,7 +65,7 @@ fn push(out: &mut String, pair: &str) {
 pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     let scope = grant.usable_scope(access.direction())?;
     let pinned = scope.pins_registration();
-    let mut out = String::with_capacity(256);
+    let mut out = QueryBuilder::new();
     let (mut has_activity, mut has_agent, mut has_registration) = (false, false, false);
     let mut state_id = None;
     for p in params {
@@ -81,30 +75,30 @@ pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Resul
                     return Err(PolicyDenial::QueryOutOfScope("activityId"));
                 }
                 has_activity = true;
-                push(&mut out, p.raw);
+                out.push("activityId", &p.value);
             }
             "agent" => {
                 let agent = own_agent(grant, &p.value)?;
                 has_agent = true;
-                push(&mut out, &format!("agent={}", encode(&agent)));
+                out.push("agent", &agent);
             }
             "registration" => {
                 let reg = parse_uuid(&p.value).ok_or(PolicyDenial::InvalidParameter("registration"))?;
                 if !pinned {
-                    push(&mut out, p.raw);
+                    out.push("registration", &reg.hyphenated().to_string());
                     continue;
                 }
                 if reg != grant.registration {
                     return Err(PolicyDenial::QueryOutOfScope("registration"));
                 }
                 has_registration = true;
-                push(&mut out, &format!("registration={}", grant.registration.hyphenated()));
+                out.push("registration", &grant.registration.hyphenated().to_string());
             }
             "stateId" => {
                 state_id = Some(p.value.as_ref());
-                push(&mut out, p.raw);
+                out.push("stateId", &p.value);
             }
-            _ => push(&mut out, p.raw),
+            _ => out.push(&p.name, &p.value),
         }
     }
     if !has_activity {
@@ -114,13 +108,16 @@ pub fn check_state(grant: &Grant, access: Access, params: &[Param<'_>]) -> Resul
         return Err(PolicyDenial::MissingParameter("agent"));
     }
     if pinned && !has_registration {
-        push(&mut out, &format!("registration={}", grant.registration.hyphenated()));
+        out.push("registration", &grant.registration.hyphenated().to_string());
     }
     match (access, state_id) {
         (Access::Delete, None) => Err(PolicyDenial::BulkDeleteRefused),
         (Access::Write, None) => Err(PolicyDenial::MissingParameter("stateId")),
-        (Access::Write | Access::Delete, Some(LAUNCH_DATA_STATE_ID)) => Err(PolicyDenial::LaunchDataReadOnly),
-        _ => Ok(out),
+        // Under every spelling an LRS's collation may store as the same document.
+        (Access::Write | Access::Delete, Some(id)) if document_id::same_document(id, LAUNCH_DATA_STATE_ID) => {
+            Err(PolicyDenial::LaunchDataReadOnly)
+        }
+        _ => Ok(out.finish()),
     }
 }
 
@@ -140,21 +137,21 @@ pub fn check_agent_profile(
         }
     }
     grant.usable_scope(access.direction())?;
-    let mut out = String::with_capacity(192);
+    let mut out = QueryBuilder::new();
     let mut has_agent = false;
     for p in params {
         if p.name == "agent" {
             let agent = own_agent(grant, &p.value)?;
             has_agent = true;
-            push(&mut out, &format!("agent={}", encode(&agent)));
+            out.push("agent", &agent);
         } else {
-            push(&mut out, p.raw);
+            out.push(&p.name, &p.value);
         }
     }
     if !has_agent {
         return Err(PolicyDenial::MissingParameter("agent"));
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Judge an Activity Profile request: reads of activities the read scope reaches. The document
@@ -187,14 +184,18 @@ pub fn check_activities(grant: &Grant, params: &[Param<'_>]) -> Result<String, P
 pub fn check_agents(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     grant.usable_scope(Direction::Read)?;
     match params {
-        [p] if p.name == "agent" => Ok(format!("agent={}", encode(&own_agent(grant, &p.value)?))),
+        [p] if p.name == "agent" => {
+            let mut out = QueryBuilder::new();
+            out.push("agent", &own_agent(grant, &p.value)?);
+            Ok(out.finish())
+        }
         _ => Err(PolicyDenial::MissingParameter("agent")),
     }
 }
 
 /// A query whose `activityId` must be one the scope reaches; other parameters pass as sent.
 fn activity_query(grant: &Grant, scope: Scope, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
-    let mut out = String::with_capacity(128);
+    let mut out = QueryBuilder::new();
     let mut has_activity = false;
     for p in params {
         if p.name == "activityId" {
@@ -203,12 +204,12 @@ fn activity_query(grant: &Grant, scope: Scope, params: &[Param<'_>]) -> Result<S
             }
             has_activity = true;
         }
-        push(&mut out, p.raw);
+        out.push(&p.name, &p.value);
     }
     if !has_activity {
         return Err(PolicyDenial::MissingParameter("activityId"));
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 #[cfg(test)]
@@ -216,7 +217,7 @@ mod tests {
     use super::*;
 
     type Want = Result<(), PolicyDenial>;
-    use crate::xapi::query::parse;
+    use crate::xapi::query::{encode, parse};
 
     const ACTIVITY: &str = "https://lms.example/au/1";
     const REG: &str = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11";
@@ -291,11 +292,19 @@ mod tests {
                 Err(PolicyDenial::MissingParameter("activityId")),
             ),
             (
-                "case_variant_launch_data_is_another_document",
+                // A case-insensitive collation stores it as LMS.LaunchData itself.
+                "case_variant_launch_data_is_read_only_too",
                 Access::Write,
                 format!("{own}&stateId=lms.launchdata"),
-                Ok(()),
+                Err(PolicyDenial::LaunchDataReadOnly),
             ),
+            (
+                "padded_launch_data_delete_is_refused",
+                Access::Delete,
+                format!("{own}&stateId=LMS.LaunchData%20"),
+                Err(PolicyDenial::LaunchDataReadOnly),
+            ),
+            ("case_variant_launch_data_read_is_allowed", Access::Read, format!("{own}&stateId=lms.launchdata"), Ok(())),
         ];
         for (rule, access, query, want) in table {
             assert_eq!(state(access, &query).map(|_| ()), want, "{rule}");

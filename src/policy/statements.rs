@@ -9,7 +9,7 @@ use super::scope::Scope;
 use crate::xapi::agent::{parse_actor, Actor};
 use crate::xapi::cmi5;
 use crate::xapi::iri::parse_uuid;
-use crate::xapi::query::{encode, Param};
+use crate::xapi::query::{Param, QueryBuilder};
 use crate::xapi::statement::{Statement, StatementObject, SubStatement, VERB_VOIDED};
 use crate::xapi::strict_json;
 
@@ -62,7 +62,7 @@ fn check_one(grant: &Grant, rules: &TenantRules, scope: Scope, s: &Statement) ->
 /// Voiding is the LMS's (cmi5 §6.3); so are the LMS-only cmi5 verbs, with or without the cmi5
 /// category (a `launched` without the category is no more an AU's to send).
 fn check_verb(verb_id: &str) -> Result<(), PolicyDenial> {
-    if verb_id == VERB_VOIDED {
+    if crate::xapi::iri::same_iri(verb_id, VERB_VOIDED) {
         return Err(PolicyDenial::VoidingRefused);
     }
     if cmi5::is_lms_only_verb(verb_id) {
@@ -123,7 +123,7 @@ struct Forced {
 
 /// Judge a `GET`/`HEAD /statements` query and build the query the LRS receives: the scope's
 /// filters forced (the client's equal value replaced by the canonical one, a missing one added),
-/// every other parameter forwarded exactly as the client encoded it.
+/// every other parameter re-encoded canonically (never the client's own text).
 pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     let scope = grant.usable_scope(Direction::Read)?;
     let agent_json = match (&grant.group, scope) {
@@ -145,7 +145,7 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
         | Scope::ActorCrossCourseCertification => (false, true),
         _ => (false, false),
     };
-    let mut out = String::with_capacity(256);
+    let mut out = QueryBuilder::new();
     let (mut has_agent, mut has_registration, mut has_activity) = (false, false, false);
     for p in params {
         let replaced: Option<(&str, &str)> = match p.name.as_ref() {
@@ -189,32 +189,26 @@ pub fn check_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyD
                 has_activity = true;
                 forced.activity.map(|name| (name, grant.activity_id.as_str()))
             }
-            _ => None,
+            _ => {
+                check_plain_value(p)?;
+                None
+            }
         };
-        if !out.is_empty() {
-            out.push('&');
-        }
         match replaced {
-            Some((name, value)) => push_pair(&mut out, name, value),
-            None => out.push_str(p.raw),
+            Some((name, value)) => out.push(name, value),
+            None => out.push(&p.name, &p.value),
         }
     }
-    let mut add = |name: &str, value: &str| {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        push_pair(&mut out, name, value);
-    };
     if !has_agent {
-        add("agent", &forced.agent);
+        out.push("agent", &forced.agent);
     }
     if let (false, Some(reg)) = (has_registration, &forced.registration) {
-        add("registration", reg);
+        out.push("registration", reg);
     }
     if let (false, Some(name)) = (has_activity, forced.activity) {
-        add(name, &grant.activity_id);
+        out.push(name, &grant.activity_id);
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Which identity a client's `agent` filter names, if the scope allows it.
@@ -240,7 +234,8 @@ fn query_identity(grant: &Grant, scope: Scope, actor: &Actor) -> Option<QueryIde
 /// Judge a single-statement read (`statementId` or `voidedStatementId`). xAPI allows only
 /// `format` and `attachments` beside the id (Comm §2.1.3), so the scope cannot be forced onto
 /// the query: the statement the LRS returns is judged by [`returned_in_scope`] instead.
-pub fn check_single_read(grant: &Grant, params: &[Param<'_>]) -> Result<(), PolicyDenial> {
+/// Returns the query the LRS receives, re-encoded.
+pub fn check_single_read(grant: &Grant, params: &[Param<'_>]) -> Result<String, PolicyDenial> {
     grant.usable_scope(Direction::Read)?;
     let mut ids = 0;
     for p in params {
@@ -249,14 +244,38 @@ pub fn check_single_read(grant: &Grant, params: &[Param<'_>]) -> Result<(), Poli
                 parse_uuid(&p.value).ok_or(PolicyDenial::InvalidParameter("statementId"))?;
                 ids += 1;
             }
-            "format" | "attachments" => {}
+            "format" | "attachments" => check_plain_value(p)?,
             _ => return Err(PolicyDenial::InvalidParameter("statementId (only format and attachments may join it)")),
         }
     }
     if ids != 1 {
         return Err(PolicyDenial::InvalidParameter("statementId (use statementId or voidedStatementId, not both)"));
     }
-    Ok(())
+    let mut out = QueryBuilder::new();
+    out.push_all(params);
+    Ok(out.finish())
+}
+
+/// The parameters whose values xAPI enumerates (Comm §2.1.3): anything else is a 400 here, not
+/// a value each LRS may read its own way.
+fn check_plain_value(p: &Param<'_>) -> Result<(), PolicyDenial> {
+    let ok = match p.name.as_ref() {
+        "format" => matches!(p.value.as_ref(), "ids" | "exact" | "canonical"),
+        "attachments" => matches!(p.value.as_ref(), "true" | "false"),
+        "ascending" => matches!(p.value.as_ref(), "true" | "false"),
+        "limit" => p.value.len() <= 9 && p.value.bytes().all(|b| b.is_ascii_digit()),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(PolicyDenial::InvalidParameter(match p.name.as_ref() {
+            "format" => "format",
+            "attachments" => "attachments",
+            "ascending" => "ascending",
+            _ => "limit",
+        }))
+    }
 }
 
 /// Whether a statement the LRS returned lies within the grant's read scope: an actor, a
@@ -272,12 +291,6 @@ pub fn returned_in_scope(grant: &Grant, s: &Statement) -> bool {
         }
 }
 
-fn push_pair(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
-    out.push('=');
-    out.push_str(&encode(value));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +301,7 @@ mod tests {
     use crate::policy::course::CourseActivities;
     use crate::policy::grant::TEST_SESSION_ID;
     use crate::xapi::agent::{parse_agent, Ifi};
-    use crate::xapi::query::{parse, STATEMENT_GET_PARAMS};
+    use crate::xapi::query::{encode, parse, STATEMENT_GET_PARAMS};
     use crate::xapi::statement::parse_body;
     use serde_json::{json, Value};
     use std::sync::Arc;
@@ -824,17 +837,35 @@ mod tests {
     }
 
     #[test]
-    fn read_keeps_client_encoding_of_other_params() {
-        let out = read("since=2024-01-01T00%3A00%3A00Z&limit=1").unwrap();
-        assert!(out.starts_with("since=2024-01-01T00%3A00%3A00Z&limit=1&agent="), "{out}");
+    fn read_re_encodes_other_params_canonically() {
+        // `+` and a lower-case escape are the client's spelling; the LRS gets lrsgate's.
+        let out = read("since=2024-01-01T00%3a00%3A00+00:00&limit=1").unwrap();
+        assert!(out.starts_with("since=2024-01-01T00%3A00%3A00%2000%3A00&limit=1&agent="), "{out}");
+    }
+
+    #[test]
+    fn enumerated_values_are_checked() {
+        for (rule, query) in [
+            ("format_unknown", "format=all"),
+            ("attachments_not_boolean", "attachments=1"),
+            ("ascending_not_boolean", "ascending=yes"),
+            ("limit_not_a_number", "limit=-1"),
+            ("limit_too_long", "limit=10000000000"),
+        ] {
+            assert!(matches!(read(query), Err(PolicyDenial::InvalidParameter(_))), "{rule}");
+        }
     }
 
     #[test]
     fn single_read_rules() {
         let single = |q: &str| check_single_read(&grant(), &parse(Some(q), STATEMENT_GET_PARAMS).unwrap());
         let id = "ec531277-b57b-4c15-8d91-d292c5b2b8f7";
-        assert_eq!(single(&format!("statementId={id}")), Ok(()));
-        assert_eq!(single(&format!("voidedStatementId={id}&format=ids&attachments=true")), Ok(()));
+        assert_eq!(single(&format!("statementId={id}")), Ok(format!("statementId={id}")));
+        assert_eq!(
+            single(&format!("voidedStatementId={id}&format=ids&attachments=true")),
+            Ok(format!("voidedStatementId={id}&format=ids&attachments=true"))
+        );
+        assert!(single(&format!("statementId={id}&format=everything")).is_err());
         assert!(single(&format!("statementId={id}&agent=%7B%7D")).is_err(), "no narrowing beside an id");
         assert!(single(&format!("statementId={id}&voidedStatementId={id}")).is_err());
         assert!(single("statementId=nope").is_err());

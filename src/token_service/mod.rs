@@ -83,13 +83,8 @@ impl TokenService {
         if !apikey::matches(key, &tenant.api_keys, now) {
             return Err(Denial::ApiKeyInvalid);
         }
-        let is_json =
-            req.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-                v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-            });
-        if !is_json {
-            return Err(Denial::UnsupportedContentType);
-        }
+        let content_type = req.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
+        crate::xapi::media_type::json_body(content_type).map_err(Denial::ContentType)?;
         let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;

@@ -7,10 +7,8 @@
 //! upstream connection and an accepted one of any size up to the limit arrives intact.
 
 use bytes::Bytes;
-use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE,
-};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use http::Method;
 use log::warn;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -19,68 +17,57 @@ use pingora::protocols::http::ServerSession;
 use super::{UpstreamNode, UpstreamPool};
 use crate::denial::Denial;
 use crate::metrics;
+use crate::xapi::headers::ForwardHeaders;
 
-/// Hop-by-hop headers without a constant in `http` (RFC 9110 §7.6.1), and proxy credentials.
-const DROPPED_REQUEST_HEADERS: [&str; 3] = ["keep-alive", "proxy-connection", "proxy-authorization"];
+/// Everything lrsgate sends the LRS for an admitted request, each part judged or written by
+/// lrsgate itself: the method (the normal form's for the Alternate Request Syntax), the
+/// resource, the re-encoded query, the allow-listed client headers and lrsgate's own
+/// Content-Type. Nothing else of the client's request goes upstream but the judged body.
+#[derive(Debug, Clone)]
+pub struct ForwardRequest {
+    pub method: Method,
+    /// The path below the node's base path (`Resource::upstream_suffix`).
+    pub resource_suffix: &'static str,
+    /// The judged query, canonically encoded (`None`: no query).
+    pub query: Option<String>,
+    pub headers: ForwardHeaders,
+    /// The Content-Type lrsgate writes for a body (`None`: no body, or none declared).
+    pub content_type: Option<String>,
+}
 
-/// Rewrite a client request header for the LRS: path (base path + the judged resource + the
-/// judged query), `Host`, the LRS credential in place of the client's token, framing for a
-/// pre-read body. Everything else, `X-Experience-API-Version` included, passes unchanged.
-pub fn rewrite_request(
-    req: &mut RequestHeader,
+/// The request header the LRS receives, built from nothing but `fwd`: its path (the node's base
+/// path, the judged resource and query), `Host`, the LRS credential, the allow-listed headers,
+/// and for a body lrsgate's Content-Type and an exact `Content-Length` (never chunked: avoids
+/// h2→h1 framing bugs, pingora #935, and the LRS sees exactly the judged body).
+pub fn upstream_request(
+    fwd: &ForwardRequest,
     node: &UpstreamNode,
     lrs_authorization: &str,
-    resource_suffix: &str,
-    query: Option<&str>,
     body_len: Option<usize>,
-) -> pingora::Result<()> {
-    let mut uri = String::with_capacity(node.base_path.len() + resource_suffix.len() + 2 + query.map_or(0, str::len));
+) -> pingora::Result<RequestHeader> {
+    let query = fwd.query.as_deref().filter(|q| !q.is_empty());
+    let mut uri =
+        String::with_capacity(node.base_path.len() + fwd.resource_suffix.len() + 2 + query.map_or(0, str::len));
     uri.push_str(&node.base_path);
     uri.push('/');
-    uri.push_str(resource_suffix);
-    if let Some(q) = query.filter(|q| !q.is_empty()) {
+    uri.push_str(fwd.resource_suffix);
+    if let Some(q) = query {
         uri.push('?');
         uri.push_str(q);
     }
-    req.set_uri(
-        uri.parse().map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "upstream uri", e))?,
-    );
-    // Headers the client named in `Connection` are hop-by-hop too.
-    let named: Vec<String> = req
-        .headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty() && !matches!(name.as_str(), "authorization" | "host" | "content-length"))
-        .collect();
-    for name in &named {
-        req.remove_header(name.as_str());
-    }
-    for name in [CONNECTION, TE, TRAILER, UPGRADE, EXPECT, COOKIE] {
-        req.remove_header(&name);
-    }
-    for name in DROPPED_REQUEST_HEADERS {
-        req.remove_header(name);
-    }
-    req.insert_header(AUTHORIZATION, lrs_authorization)?;
+    let mut req = RequestHeader::build(fwd.method.clone(), uri.as_bytes(), Some(8))?;
     req.insert_header(HOST, node.host_header.as_str())?;
+    req.insert_header(AUTHORIZATION, lrs_authorization)?;
+    for (name, value) in fwd.headers.pairs() {
+        req.insert_header(name, value)?;
+    }
     if let Some(len) = body_len {
-        // An explicit length, never chunked: avoids h2→h1 framing bugs (pingora #935) and lets
-        // the LRS see exactly the validated body.
-        req.remove_header(&TRANSFER_ENCODING);
+        if let Some(content_type) = &fwd.content_type {
+            req.insert_header(CONTENT_TYPE, content_type.as_str())?;
+        }
         req.insert_header(CONTENT_LENGTH, len.to_string())?;
     }
-    Ok(())
-}
-
-/// The normal form of an Alternate Request Syntax request: its real method and the header
-/// fields decoded from the form (they replace the outer request's).
-#[derive(Debug, Clone)]
-pub struct NormalForm {
-    pub method: http::Method,
-    pub headers: Vec<(&'static str, String)>,
+    Ok(req)
 }
 
 /// How a direct forward ended.
@@ -91,33 +78,20 @@ pub enum Forwarded {
     Aborted(u16),
 }
 
-/// Send a validated request with `body` to one of `pool`'s nodes (`target`: the judged
-/// resource suffix and query) and relay the answer, its header finished by `finish_header`
-/// (CORS). Only connection failures (nothing sent yet) move on to another node.
+/// Send a validated request with `body` to one of `pool`'s nodes and relay the answer, its
+/// header finished by `finish_header` (CORS). Only connection failures (nothing sent yet) move
+/// on to another node.
 pub async fn forward_buffered(
     connector: &Connector,
     session: &mut ServerSession,
     pool: &UpstreamPool,
-    (resource_suffix, query): (&str, Option<&str>),
+    fwd: &ForwardRequest,
     body: Bytes,
-    normal_form: Option<&NormalForm>,
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
     let (mut http, peer, node) = connect(connector, pool).await?;
-    let mut req = session.req_header().clone();
-    if let Some(form) = normal_form {
-        req.set_method(form.method.clone());
-        req.remove_header(&CONTENT_TYPE);
-        for (name, value) in &form.headers {
-            // Credential and framing are set by `rewrite_request`, never taken from the form.
-            if !matches!(*name, "Authorization" | "Content-Length") {
-                req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
-            }
-        }
-    }
-    rewrite_request(&mut req, node, &pool.authorization, resource_suffix, query, Some(body.len()))
-        .map_err(|_| Denial::Internal)?;
+    let req = upstream_request(fwd, node, &pool.authorization, Some(body.len())).map_err(|_| Denial::Internal)?;
     let sent = async {
         http.write_request_header(Box::new(req)).await?;
         http.write_request_body(body.clone(), true).await?;
@@ -187,46 +161,31 @@ async fn connect<'p>(
 /// What a judged statement read fetches from the LRS.
 #[derive(Debug, Clone, Copy)]
 pub enum ReadTarget<'a> {
-    /// `statements` with this (judged, forced) query.
-    Query(&'a str),
+    /// `statements` with the request's judged query.
+    Query,
     /// The LRS's own `more` path and query.
     More(&'a str),
 }
 
 /// Fetch statements for the client (always a GET upstream, also for a client's HEAD), read
-/// the whole answer (at most `limit` bytes), and pass a 200's body through `judge`, which
-/// returns what the client may see or a refusal. Any other status is relayed as the LRS sent it.
-/// The relayed header is finished by `finish_header` (CORS).
+/// the whole answer (at most `limit` bytes), and pass every 2xx body through `judge`, which
+/// returns what the client may see or a refusal. A redirect is not relayed (it would point the
+/// client at the LRS): 502. Errors (4xx, 5xx) are relayed as the LRS sent them. The relayed
+/// header is finished by `finish_header` (CORS).
 #[allow(clippy::too_many_arguments)]
 pub async fn fetch_judged(
     connector: &Connector,
     session: &mut ServerSession,
     pool: &UpstreamPool,
+    fwd: &ForwardRequest,
     target: ReadTarget<'_>,
     limit: usize,
-    normal_form: Option<&NormalForm>,
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
     judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
     let (mut http, peer, node) = connect(connector, pool).await?;
-    let mut req = session.req_header().clone();
-    req.set_method(http::Method::GET);
-    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
-        req.remove_header(&name);
-    }
-    if let Some(form) = normal_form {
-        for (name, value) in &form.headers {
-            if matches!(*name, "X-Experience-API-Version" | "If-Match" | "If-None-Match") {
-                req.insert_header(*name, value.as_str()).map_err(|_| Denial::Internal)?;
-            }
-        }
-    }
-    let query = match target {
-        ReadTarget::Query(query) => query,
-        ReadTarget::More(_) => "",
-    };
-    rewrite_request(&mut req, node, &pool.authorization, "statements", Some(query), None)
-        .map_err(|_| Denial::Internal)?;
+    let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd.clone() };
+    let mut req = upstream_request(&get, node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
     if let ReadTarget::More(path) = target {
         // A `more` continuation: the LRS's own path, as it gave it (opened from a sealed cursor).
         req.set_uri(path.parse().map_err(|_| Denial::Internal)?);
@@ -252,7 +211,11 @@ pub async fn fetch_judged(
     connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
     let status = resp.status.as_u16();
     metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
-    let body = if status == 200 { judge(&resp, body)? } else { body };
+    let body = match status {
+        200..=299 => judge(&resp, body)?,
+        300..=399 => return Err(Denial::UpstreamInvalid),
+        _ => body,
+    };
     for name in [CONNECTION, TRANSFER_ENCODING] {
         resp.remove_header(&name);
     }
@@ -276,30 +239,42 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_sets_path_credential_host_and_framing() {
-        let mut req = RequestHeader::build("POST", b"/xapi//statements?evil=1", None).unwrap();
-        for (k, v) in [
-            ("Authorization", "Bearer client-token"),
-            ("Host", "edge.example"),
-            ("X-Experience-API-Version", "1.0.3"),
-            ("Transfer-Encoding", "chunked"),
-            ("Connection", "keep-alive, X-Secret-Hop"),
-            ("X-Secret-Hop", "1"),
-            ("Cookie", "lms_session=1"),
-            ("Expect", "100-continue"),
-        ] {
-            req.append_header(k, v).unwrap();
-        }
-        rewrite_request(&mut req, &node(), "Basic bHJzOnB3", "statements", Some("a=1"), Some(42)).unwrap();
-        assert_eq!(req.uri.to_string(), "/base/xapi/statements?a=1");
+    fn the_upstream_request_holds_only_what_lrsgate_wrote() {
+        let headers = ForwardHeaders { version: Some("1.0.3"), if_match: Some("\"e\"".into()), ..Default::default() };
+        let fwd = ForwardRequest {
+            method: Method::PUT,
+            resource_suffix: "activities/state",
+            query: Some("stateId=a%20b".into()),
+            headers,
+            content_type: Some("application/json".into()),
+        };
+        let req = upstream_request(&fwd, &node(), "Basic bHJzOnB3", Some(42)).unwrap();
+        assert_eq!(req.method, Method::PUT);
+        assert_eq!(req.uri.to_string(), "/base/xapi/activities/state?stateId=a%20b");
+        let mut names: Vec<String> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["authorization", "content-length", "content-type", "host", "if-match", "x-experience-api-version"]
+        );
         let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(h("authorization").as_deref(), Some("Basic bHJzOnB3"));
         assert_eq!(h("host").as_deref(), Some("lrs:8080"));
         assert_eq!(h("content-length").as_deref(), Some("42"));
-        assert_eq!(h("x-experience-api-version").as_deref(), Some("1.0.3"));
-        for gone in ["transfer-encoding", "connection", "x-secret-hop", "cookie", "expect"] {
-            assert_eq!(h(gone), None, "{gone}");
-        }
-        assert_eq!(req.headers.get_all("authorization").iter().count(), 1);
+        assert_eq!(h("if-match").as_deref(), Some("\"e\""));
+    }
+
+    #[test]
+    fn a_bodyless_request_has_no_framing_or_content_type() {
+        let fwd = ForwardRequest {
+            method: Method::GET,
+            resource_suffix: "about",
+            query: None,
+            headers: ForwardHeaders::default(),
+            content_type: Some("application/json".into()),
+        };
+        let req = upstream_request(&fwd, &node(), "Basic x", None).unwrap();
+        assert_eq!(req.uri.to_string(), "/base/xapi/about");
+        assert_eq!(req.headers.len(), 2, "Host and Authorization only");
     }
 }

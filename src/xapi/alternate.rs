@@ -48,6 +48,11 @@ impl AlternateRequest {
     }
 }
 
+/// The most form fields a request may have: six header fields, the longest resource's
+/// parameters (14, `GET /statements`) and `content` fit with room to spare. The cap keeps the
+/// decoder linear (the duplicate check is bounded by it) and refuses a hostile form early.
+pub const MAX_FORM_FIELDS: usize = 32;
+
 /// Why an alternate-syntax request is malformed (all 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlternateError {
@@ -59,6 +64,8 @@ pub enum AlternateError {
     DuplicateField(String),
     /// A header field's value is not a valid header value (control characters, line breaks).
     BadHeaderValue(&'static str),
+    /// More than [`MAX_FORM_FIELDS`] form fields.
+    TooManyFields,
 }
 
 impl fmt::Display for AlternateError {
@@ -70,6 +77,7 @@ impl fmt::Display for AlternateError {
             }
             AlternateError::DuplicateField(p) => write!(f, "form field \"{p}\" occurs more than once"),
             AlternateError::BadHeaderValue(h) => write!(f, "form field {h} is not a valid header value"),
+            AlternateError::TooManyFields => write!(f, "the form has more than {MAX_FORM_FIELDS} fields"),
         }
     }
 }
@@ -92,9 +100,12 @@ pub fn decode(raw_query: Option<&str>, form: &[u8]) -> Result<AlternateRequest, 
     let method = method.ok_or(AlternateError::BadMethod)?;
     let mut headers: Vec<(&'static str, String)> = Vec::new();
     let mut params = form_urlencoded::Serializer::new(String::new());
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<String> = Vec::with_capacity(MAX_FORM_FIELDS);
     let mut content = None;
     for (name, value) in form_urlencoded::parse(form) {
+        if seen.len() == MAX_FORM_FIELDS {
+            return Err(AlternateError::TooManyFields);
+        }
         let header = HEADER_FIELDS.iter().find(|h| h.eq_ignore_ascii_case(&name));
         // Header names compare case-insensitively, so `authorization` and `Authorization` are
         // one field; parameter names are case-sensitive (the strict query parser judges them).
@@ -188,5 +199,13 @@ mod tests {
         for (rule, query, form, want) in table {
             assert_eq!(decode(query, form), Err(want), "{rule}");
         }
+    }
+
+    #[test]
+    fn a_hostile_form_is_refused_at_the_field_cap() {
+        let fields: Vec<String> = (0..=MAX_FORM_FIELDS).map(|i| format!("f{i}=x")).collect();
+        assert_eq!(decode(Some("method=GET"), fields.join("&").as_bytes()), Err(AlternateError::TooManyFields));
+        let fields: Vec<String> = (0..MAX_FORM_FIELDS).map(|i| format!("f{i}=x")).collect();
+        assert!(decode(Some("method=GET"), fields.join("&").as_bytes()).is_ok());
     }
 }
