@@ -6,7 +6,9 @@
 //!   and cached (a session's later requests: lookup + expiry check);
 //! - token issuance;
 //! - tenant lookup by host in a 100,000-tenant snapshot (the table Postgres mode publishes);
-//! - the forced-filter rewrite of a statements query.
+//! - the forced-filter rewrite of a statements query;
+//! - every parser of untrusted input on hostile inputs of growing size (`hostile/…`): the cost
+//!   per KiB must stay flat.
 
 use std::hint::black_box;
 
@@ -155,5 +157,61 @@ fn query(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, validation, tokens, tenant_lookup, query);
+/// Every parser of untrusted input on hostile bodies of growing size, reported as throughput:
+/// a linear parser shows the same bytes/s (the same cost per KiB) at every size.
+/// - the Alternate Request Syntax form: 31 fields and a `content` that is all percent-escapes;
+/// - the query: a maximal query (8 KiB) of percent-escapes, at three sizes;
+/// - multipart: a statement part, then an attachment made of near-delimiters (`\r\n--` without
+///   the boundary), the worst case of a naive delimiter scan;
+/// - JSON: one object with as many distinct keys as fit (the duplicate-key check).
+fn hostile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hostile");
+    for kib in [64usize, 512, 4096] {
+        let size = kib * 1024;
+        group.throughput(Throughput::Bytes(size as u64));
+
+        let mut form: String = (0..31).map(|i| format!("f{i}=x&")).collect();
+        form.push_str("content=");
+        while form.len() < size {
+            form.push_str("%41");
+        }
+        group.bench_function(format!("alternate_form_{kib}KiB"), |b| {
+            b.iter(|| lrsgate::xapi::alternate::decode(Some("method=PUT"), black_box(form.as_bytes())).unwrap())
+        });
+
+        let boundary = "b1";
+        let mut body = format!("--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n--{boundary}\r\nX-Experience-API-Hash: abc\r\nContent-Transfer-Encoding: binary\r\n\r\n").into_bytes();
+        while body.len() < size {
+            body.extend_from_slice(b"\r\n-x");
+        }
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        group.bench_function(format!("multipart_{kib}KiB"), |b| {
+            b.iter(|| lrsgate::xapi::multipart::parts(black_box(&body), boundary).unwrap().len())
+        });
+
+        let mut json = String::from("{");
+        let mut i = 0;
+        while json.len() < size {
+            json.push_str(&format!("\"k{i}\":0,"));
+            i += 1;
+        }
+        json.push_str("\"end\":0}");
+        group.bench_function(format!("json_object_keys_{kib}KiB"), |b| {
+            b.iter(|| lrsgate::xapi::strict_json::parse(black_box(json.as_bytes())).unwrap())
+        });
+    }
+    for bytes in [1024usize, 4096, lrsgate::xapi::query::MAX_QUERY_BYTES] {
+        group.throughput(Throughput::Bytes(bytes as u64));
+        let mut raw = String::from("stateId=");
+        while raw.len() + 3 <= bytes {
+            raw.push_str("%41");
+        }
+        group.bench_function(format!("query_{bytes}B"), |b| {
+            b.iter(|| parse(Some(black_box(&raw)), lrsgate::policy::documents::STATE_PARAMS).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validation, tokens, tenant_lookup, query, hostile);
 criterion_main!(benches);

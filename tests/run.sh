@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test lrsgate has: format, lints, unit and integration tests (the real binary
 # against recording stand-in LRS processes), interop with a real Ralph LRS, a real cmi5 AU in
-# headless Chromium, and the README quickstart. Installs what it needs.
+# headless Chromium, the README quickstart, and a build of every fuzz target. Installs what it
+# needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/deps.sh
@@ -10,6 +11,8 @@ lrsgate_install_test_deps
 
 echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --locked --all-targets -- -D warnings
+echo "== fuzz targets build (stable toolchain; run them with tests/fuzz/run.sh)"
+cargo build --locked --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-build --bins
 echo "== cargo test"; cargo test --locked
 echo "== interop: a real Ralph LRS"; cargo test --locked --test interop_ralph -- --ignored
 echo "== end to end: a real cmi5 AU in headless Chromium"; (cd tests/e2e && node --test --test-concurrency=1 .)

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
             course: None,
             write: if scope.allows_writes() { scope } else { Scope::Nothing },
             read: scope,
+            launch_mode: None,
         };
         let _ = check_write(&grant, &TenantRules::default(), &statements);
         for s in &statements {
