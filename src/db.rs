@@ -7,7 +7,10 @@ use tokio_postgres::NoTls;
 use crate::config::server::DatabaseSettings;
 
 /// The migrations, in order: (version, file name, SQL). Each runs once, in its own transaction.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_tenants.sql", include_str!("../migrations/0001_tenants.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_tenants.sql", include_str!("../migrations/0001_tenants.sql")),
+    (2, "0002_sessions.sql", include_str!("../migrations/0002_sessions.sql")),
+];
 
 /// Serialises concurrent `migrate` runs (an arbitrary, fixed advisory lock key).
 const MIGRATION_LOCK: i64 = 0x6c72_7367_6174_6501;

@@ -92,7 +92,28 @@ pub static CONFIG_SOURCE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
 });
 
 /// Touch every metric so `/metrics` lists them (at zero) from the start.
+/// How old this instance's view of the fleet's session events is (Postgres mode).
+pub static SESSION_EVENTS_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "lrsgate_session_events_age_seconds",
+        "Seconds since this instance last caught up with the fleet's session ends (Postgres mode)"
+    )
+    .expect("metric registered once")
+});
+
+/// Operations on the shared session store that failed because Postgres was away.
+pub static SESSION_STORE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_session_store_errors_total",
+        "Shared session store operations that failed (database away or slow), by operation",
+        &["operation"]
+    )
+    .expect("metric registered once")
+});
+
 pub fn init() {
+    LazyLock::force(&SESSION_EVENTS_AGE);
+    LazyLock::force(&SESSION_STORE_ERRORS);
     LazyLock::force(&SNAPSHOT_AGE);
     LazyLock::force(&CONFIG_SOURCE_ERRORS);
     LazyLock::force(&FETCHES);

@@ -18,6 +18,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminService;
+use crate::auth::fleet_sessions::{FleetSessions, SessionEventsFollower};
 use crate::auth::sessions::{MemorySessions, SessionStore};
 use crate::auth::sweeper::SessionSweeper;
 use crate::config::server::ServerConfig;
@@ -65,8 +66,15 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
     let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started_at = crate::clock::unix_now();
-    // File mode keeps session state in this process (a shared store comes with Postgres mode).
-    let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::new(started_at));
+    // File mode keeps session state in this process; Postgres mode shares it across the fleet.
+    let fleet = match &cfg.database {
+        Some(db) => Some(Arc::new(FleetSessions::new(crate::db::pool(db)?, started_at))),
+        None => None,
+    };
+    let sessions: Arc<dyn SessionStore> = match &fleet {
+        Some(fleet) => fleet.clone(),
+        None => Arc::new(MemorySessions::new(started_at)),
+    };
 
     let mut edge = http_proxy_service_with_name(
         &server.configuration,
@@ -108,6 +116,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
             server.add_service(background_service("lrsgate tenant file source", source));
         }
         Some(db) => {
+            let url = db.url.clone();
             let admin_app = AdminService {
                 pool: crate::db::pool(&db)?,
                 master: db.master_keys.clone(),
@@ -125,6 +134,10 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
                 synced_at: Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::unix_now())),
             };
             server.add_service(background_service("lrsgate tenant Postgres source", source));
+            if let Some(store) = fleet {
+                let follower = SessionEventsFollower { store, url };
+                server.add_service(background_service("lrsgate session events follower", follower));
+            }
         }
     }
     server.add_service(background_service("lrsgate LRS health checks", health_service));

@@ -10,57 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pg::PgCluster;
+use common::db::{master_key, Db};
 use common::*;
-use serde_json::Value;
-
-struct Db {
-    pg: PgCluster,
-    keys: String,
-    /// A config for the CLI, beside the cluster.
-    config: std::path::PathBuf,
-}
-
-impl Db {
-    fn start() -> Db {
-        let pg = PgCluster::start();
-        let keys = format!("{},{}", master_key("k2"), master_key("k1"));
-        let config = pg.path().join("cli.toml");
-        std::fs::write(&config, format!("[database]\nurl = \"{}\"\nmaster_keys = \"{keys}\"\n", pg.url())).unwrap();
-        let db = Db { pg, keys, config };
-        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([1]));
-        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([]), "idempotent");
-        db
-    }
-
-    fn cli(&self, args: &[&str]) -> Result<Value, String> {
-        cli(&self.config, args, &[("LRSGATE_LRS_PASSWORD", LRS_PASSWORD)])
-    }
-
-    /// Tenant `id` on `hosts`, its LRS the stand-in at `port`, with an API key; returns the key.
-    fn tenant(&self, id: &str, hosts: &[&str], port: u16) -> String {
-        let upstream = format!("http://127.0.0.1:{port}/xapi");
-        let mut args = vec!["tenant", "create", id, "--upstream", &upstream, "--lrs-username", LRS_USER];
-        for h in hosts {
-            args.extend(["--host", h]);
-        }
-        let view = self.cli(&args).unwrap();
-        assert_eq!(view["status"], "active");
-        let key = self.cli(&["apikey", "create", id, "--description", "test LMS"]).unwrap();
-        key["key"].as_str().unwrap().to_owned()
-    }
-
-    fn gate(&self, lrs: &StandIn, tls: bool) -> Gate {
-        let mut opts = GateOptions::new(&[lrs.port]);
-        opts.database = Some((self.pg.url(), self.keys.clone()));
-        opts.edge_tls = tls;
-        Gate::start(opts)
-    }
-}
-
-fn master_key(id: &str) -> String {
-    lrsgate::secrets::MasterKeys::generate_entry(id)
-}
 
 fn token_for(gate: &Gate, host: &str, api_key: &str) -> String {
     let r = gate.issue(host, api_key, &token_request());

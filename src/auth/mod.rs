@@ -4,6 +4,7 @@
 pub mod apikey;
 pub mod claims;
 pub mod cursor;
+pub mod fleet_sessions;
 pub mod issue;
 pub mod keys;
 pub mod sessions;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod db;
 pub mod pg;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,209 @@
+//! A fleet: three real lrsgate processes on one throwaway PostgreSQL, each test proving one
+//! promise that must hold whichever instance a load balancer picks.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::db::Db;
+use common::*;
+use serde_json::{json, Value};
+
+const PUBLIC_ORIGIN: &str = "https://lrs.acme.test";
+
+struct Fleet {
+    db: Db,
+    lrs: StandIn,
+    key: String,
+    gates: Vec<Gate>,
+}
+
+fn fleet() -> Fleet {
+    let db = Db::start();
+    let lrs = StandIn::start();
+    let key = db.tenant_with("acme", &["acme.test"], lrs.port, &["--public-origin", PUBLIC_ORIGIN]);
+    // cmi5 progress is not shared by the fleet yet (README, "Fleet"): these tests are about
+    // fetch codes and session ends, so the order rules are off.
+    db.cli(&["tenant", "set", "acme", "policy_cmi5_session_rules=false"]).unwrap();
+    let gates = (0..3).map(|_| db.gate(&lrs, false)).collect();
+    Fleet { db, lrs, key, gates }
+}
+
+impl Fleet {
+    /// Ask instance `i`'s token service for a cmi5 launch; the fetch URL's path.
+    fn launch(&self, i: usize, session_id: &str) -> String {
+        let mut request = token_request();
+        request["delivery"] = json!("cmi5");
+        request["session_id"] = json!(session_id);
+        let r = self.gates[i].issue("acme.test", &self.key, &request);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["fetch_url"].as_str().unwrap().strip_prefix(PUBLIC_ORIGIN).unwrap().to_owned()
+    }
+
+    fn end(&self, i: usize, session_id: &str, reason: &str) -> Resp {
+        send(
+            self.gates[i].token,
+            &Req::post(
+                "/auth/sessions/end",
+                json!({"session_id": session_id, "reason": reason}).to_string().into_bytes(),
+            )
+            .header("Authorization", &format!("Bearer {}", self.key))
+            .header("Content-Type", "application/json"),
+        )
+    }
+}
+
+fn fetch(gate: &Gate, path: &str) -> Value {
+    let r = gate.edge(&Req::post(path, Vec::new()));
+    assert_eq!(r.status, 200, "fetch answers are always 200: {}", r.text());
+    r.json()
+}
+
+fn statement_in(session_id: &str) -> Value {
+    let mut s = statement();
+    s["context"]["extensions"]["https://w3id.org/xapi/cmi5/context/extensions/sessionid"] = json!(session_id);
+    s["verb"]["id"] = json!("http://adlnet.gov/expapi/verbs/experienced");
+    s.as_object_mut().unwrap().remove("result");
+    s
+}
+
+fn write(gate: &Gate, token: &str, session_id: &str) -> Resp {
+    gate.edge(&Req::statements("", statement_in(session_id).to_string().into_bytes()).basic(token))
+}
+
+/// Poll until `check` holds; panics after `limit`. The promise is about a second; the limit
+/// leaves room for a loaded CI machine (delays are measured in bench/, not asserted here).
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_fetch_url_issued_anywhere_is_redeemed_once_anywhere() {
+    let f = fleet();
+    // Issued on one instance, redeemed on another.
+    for (issuer, redeemer) in [(0, 1), (1, 2), (2, 0)] {
+        let path = f.launch(issuer, &format!("s-cross-{issuer}"));
+        let token = fetch(&f.gates[redeemer], &path)["auth-token"].as_str().map(str::to_owned);
+        let token = token.unwrap_or_else(|| panic!("issued on {issuer}, no token on {redeemer}"));
+        assert_eq!(write(&f.gates[(redeemer + 1) % 3], &token, &format!("s-cross-{issuer}")).status, 200);
+        for other in 0..3 {
+            assert_eq!(fetch(&f.gates[other], &path)["error-code"], "1", "second use on {other}");
+        }
+    }
+    // 100 codes, each POSTed concurrently to all three instances: exactly 100 tokens.
+    let paths: Vec<String> = (0..100).map(|i| f.launch(i % 3, &format!("s-race-{i}"))).collect();
+    let ports: Vec<u16> = f.gates.iter().map(|g| g.edge).collect();
+    let answers: Vec<(usize, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .enumerate()
+            .flat_map(|(i, path)| ports.iter().map(move |port| (i, path.clone(), *port)))
+            .map(|(i, path, port)| scope.spawn(move || (i, send(port, &Req::post(&path, Vec::new())).json())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut tokens_per_code: HashMap<usize, usize> = HashMap::new();
+    for (i, answer) in &answers {
+        match (answer.get("auth-token"), answer["error-code"].as_str()) {
+            (Some(_), _) => *tokens_per_code.entry(*i).or_default() += 1,
+            (None, Some("1")) => {}
+            other => panic!("code {i}: unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(tokens_per_code.len(), 100, "every code gave a token");
+    assert!(tokens_per_code.values().all(|n| *n == 1), "no code gave two: {tokens_per_code:?}");
+    assert!(f.lrs.stats().1 >= 3);
+}
+
+#[test]
+fn an_end_sent_to_one_instance_is_enforced_by_every_instance() {
+    let f = fleet();
+    let token = fetch(&f.gates[0], &f.launch(0, "s-end"))["auth-token"].as_str().unwrap().to_owned();
+    for gate in &f.gates {
+        assert_eq!(write(gate, &token, "s-end").status, 200);
+    }
+    let r = f.end(1, "s-end", "abandoned");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The instance that took the end enforces it at once.
+    let r = write(&f.gates[1], &token, "s-end");
+    assert_eq!((r.status, r.reason().as_str()), (401, "session_ended"));
+    for i in [0, 2] {
+        eventually(Duration::from_secs(5), &format!("instance {i} refuses the ended session"), || {
+            write(&f.gates[i], &token, "s-end").status == 401
+        });
+    }
+    // An unused fetch URL of an ended session gives no token, wherever it is presented.
+    let path = f.launch(2, "s-end-early");
+    assert_eq!(f.end(0, "s-end-early", "ended").status, 200);
+    eventually(Duration::from_secs(5), "the fetch URL of an ended session", || {
+        fetch(&f.gates[2], &path)["error-code"] == "1"
+    });
+}
+
+#[test]
+fn an_end_whose_notification_was_lost_is_caught_up_by_version() {
+    let f = fleet();
+    let token = fetch(&f.gates[0], &f.launch(0, "s-quiet"))["auth-token"].as_str().unwrap().to_owned();
+    assert_eq!(write(&f.gates[2], &token, "s-quiet").status, 200);
+    // Written straight into the log: no instance sends a NOTIFY for it.
+    f.db.pg.sql(&format!(
+        "INSERT INTO session_events (tenant_id, session_id, reason, keep_until) VALUES ('acme', 's-quiet', 'revoked', {})",
+        u32::MAX
+    ));
+    for i in 0..3 {
+        eventually(Duration::from_secs(5), &format!("instance {i} catches up"), || {
+            let r = write(&f.gates[i], &token, "s-quiet");
+            r.status == 401 && r.text().contains("revoked")
+        });
+    }
+}
+
+#[test]
+fn a_database_outage_keeps_traffic_flowing_and_fetch_fails_closed() {
+    let mut f = fleet();
+    let token = fetch(&f.gates[0], &f.launch(0, "s-outage"))["auth-token"].as_str().unwrap().to_owned();
+    let pending = f.launch(1, "s-pending");
+    let ended = fetch(&f.gates[1], &f.launch(1, "s-ended"))["auth-token"].as_str().unwrap().to_owned();
+    assert_eq!(f.end(2, "s-ended", "revoked").status, 200);
+    for i in 0..3 {
+        eventually(Duration::from_secs(5), "the end is known everywhere", || {
+            write(&f.gates[i], &ended, "s-ended").status == 401
+        });
+    }
+
+    f.db.pg.stop_server();
+    for gate in &f.gates {
+        assert_eq!(write(gate, &token, "s-outage").status, 200, "ordinary statements keep flowing");
+        let r = write(gate, &ended, "s-ended");
+        assert_eq!((r.status, r.reason().as_str()), (401, "session_ended"), "known ends stay enforced");
+        // No database, no token: cmi5 error-code 3, never a second token later.
+        assert_eq!(fetch(gate, &pending)["error-code"], "3");
+    }
+    let r = f.end(0, "s-outage", "abandoned");
+    assert_eq!((r.status, r.reason().as_str()), (503, "session_store_unavailable"));
+    eventually(Duration::from_secs(5), "the view's age grows", || {
+        f.gates[0].metric("lrsgate_session_events_age_seconds") >= 2.0
+    });
+
+    f.db.pg.start_server(true);
+    // The code was never spent: it still gives its one token.
+    let mut answer = Value::Null;
+    eventually(Duration::from_secs(10), "fetch works again", || {
+        answer = fetch(&f.gates[2], &pending);
+        answer.get("auth-token").is_some()
+    });
+    assert_eq!(fetch(&f.gates[0], &pending)["error-code"], "1");
+    eventually(Duration::from_secs(10), "the view is current again", || {
+        f.gates[1].metric("lrsgate_session_events_age_seconds") < 2.0
+    });
+    assert_eq!(f.end(1, "s-outage", "abandoned").status, 200);
+    for i in 0..3 {
+        eventually(Duration::from_secs(5), "ends flow again", || write(&f.gates[i], &token, "s-outage").status == 401);
+    }
+    f.gates.clear();
+}
