@@ -290,7 +290,7 @@ pub trait SessionStore: Send + Sync {
 /// session older than the process is treated as resumed (see `Progress::RESUMED`).
 pub struct MemorySessions {
     sessions: papaya::HashMap<String, Arc<SessionRecord>>,
-    fetch: papaya::HashMap<[u8; 32], (Arc<FetchTicket>, u64)>,
+    fetch: papaya::HashMap<[u8; 32], FetchEntry>,
     /// Unix seconds when this store was made.
     started_at: u64,
 }
@@ -298,6 +298,27 @@ pub struct MemorySessions {
 impl MemorySessions {
     pub fn new(started_at: u64) -> Self {
         MemorySessions { sessions: papaya::HashMap::new(), fetch: papaya::HashMap::new(), started_at }
+    }
+}
+
+/// A fetch code in memory: whole while it can still be redeemed, then only a tombstone (whose
+/// it was), so a late call still answers "already used" for the session's life without holding
+/// the claims (about 2.3 KB) that long.
+#[derive(Clone)]
+enum FetchEntry {
+    Live { ticket: Arc<FetchTicket>, keep_until: u64 },
+    Spent { tenant_id: Arc<str>, keep_until: u64 },
+}
+
+impl FetchEntry {
+    fn keep_until(&self) -> u64 {
+        match self {
+            FetchEntry::Live { keep_until, .. } | FetchEntry::Spent { keep_until, .. } => *keep_until,
+        }
+    }
+
+    fn spent(ticket: &FetchTicket, keep_until: u64) -> FetchEntry {
+        FetchEntry::Spent { tenant_id: Arc::from(ticket.tenant_id.as_str()), keep_until }
     }
 }
 
@@ -343,13 +364,20 @@ impl SessionStore for MemorySessions {
 
     async fn put_fetch(&self, code: &FetchCode, ticket: FetchTicket, keep_until: u64) -> Result<(), StoreError> {
         let key = fetch_key(code.as_str()).ok_or_else(|| StoreError("malformed fetch code".into()))?;
-        self.fetch.pin().insert(key, (Arc::new(ticket), keep_until));
+        self.fetch.pin().insert(key, FetchEntry::Live { ticket: Arc::new(ticket), keep_until });
         Ok(())
     }
 
     async fn redeem_fetch(&self, code: &str, tenant_id: &str, now: u64) -> Result<SessionClaims, FetchRefusal> {
         let key = fetch_key(code).ok_or(FetchRefusal::Invalid)?;
-        let ticket = self.fetch.pin().get(&key).map(|(ticket, _)| ticket.clone()).ok_or(FetchRefusal::Invalid)?;
+        let fetch = self.fetch.pin();
+        let (ticket, keep_until) = match fetch.get(&key).ok_or(FetchRefusal::Invalid)? {
+            FetchEntry::Spent { tenant_id: owner, .. } if **owner == *tenant_id => {
+                return Err(FetchRefusal::UsedOrExpired)
+            }
+            FetchEntry::Spent { .. } => return Err(FetchRefusal::Invalid),
+            FetchEntry::Live { ticket, keep_until } => (ticket.clone(), *keep_until),
+        };
         if ticket.tenant_id != tenant_id {
             return Err(FetchRefusal::Invalid);
         }
@@ -360,6 +388,7 @@ impl SessionStore for MemorySessions {
         if ticket.redeemed.swap(true, Ordering::AcqRel) {
             return Err(FetchRefusal::UsedOrExpired);
         }
+        fetch.insert(key, FetchEntry::spent(&ticket, keep_until));
         Ok(ticket.claims.clone())
     }
 
@@ -370,7 +399,20 @@ impl SessionStore for MemorySessions {
         let tracked = sessions.len();
         let fetch = self.fetch.pin();
         let codes_before = fetch.len();
-        fetch.retain(|_, (_, keep_until)| *keep_until > now);
+        fetch.retain(|_, entry| entry.keep_until() > now);
+        // Codes past their fetch TTL can no longer be redeemed: keep only their tombstones.
+        let stale: Vec<([u8; 32], FetchEntry)> = fetch
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                FetchEntry::Live { ticket, keep_until } if now >= ticket.unused_until => {
+                    Some((*key, FetchEntry::spent(ticket, *keep_until)))
+                }
+                _ => None,
+            })
+            .collect();
+        for (key, tombstone) in stale {
+            fetch.insert(key, tombstone);
+        }
         SweepCounts {
             sessions_removed: before.saturating_sub(tracked),
             fetch_codes_removed: codes_before.saturating_sub(fetch.len()),
@@ -491,6 +533,30 @@ mod tests {
         let store = MemorySessions::new(500);
         assert!(store.track("acme", "old", 400, 1000).progress().has(Progress::RESUMED));
         assert!(!store.track("acme", "new", 600, 1000).progress().has(Progress::RESUMED));
+    }
+
+    #[test]
+    fn spent_and_stale_codes_are_kept_only_as_tombstones() {
+        let store = MemorySessions::new(0);
+        let is_tombstone = |code: &FetchCode| {
+            matches!(store.fetch.pin().get(&fetch_key(code.as_str()).unwrap()), Some(FetchEntry::Spent { .. }))
+        };
+        let used = FetchCode::generate();
+        block_on(store.put_fetch(&used, FetchTicket::new("acme".into(), claims(), 200), 1000)).unwrap();
+        assert!(!is_tombstone(&used));
+        assert!(block_on(store.redeem_fetch(used.as_str(), "acme", 150)).is_ok());
+        assert!(is_tombstone(&used), "redeemed: a tombstone at once");
+        let unused = FetchCode::generate();
+        block_on(store.put_fetch(&unused, FetchTicket::new("acme".into(), claims(), 200), 1000)).unwrap();
+        store.sweep(199);
+        assert!(!is_tombstone(&unused), "still redeemable");
+        store.sweep(200);
+        assert!(is_tombstone(&unused), "past its fetch TTL: a tombstone");
+        for code in [&used, &unused] {
+            assert_eq!(block_on(store.redeem_fetch(code.as_str(), "acme", 300)), Err(FetchRefusal::UsedOrExpired));
+            assert_eq!(block_on(store.redeem_fetch(code.as_str(), "other", 300)), Err(FetchRefusal::Invalid));
+        }
+        assert!(std::mem::size_of::<FetchEntry>() <= 32, "a tombstone is a few words");
     }
 
     #[test]
