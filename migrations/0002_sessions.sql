@@ -7,6 +7,9 @@
 -- revocations). Every instance keeps the ends in memory (the hot path reads no database); it
 -- catches up by version when woken by NOTIFY lrsgate_sessions (sent in batches, never from a
 -- request's own transaction) and at least every second.
+-- session_progress: the cmi5-defined verbs each session has sent (bits, policy::Progress). A
+-- statement that sends one is judged against this row and advances it with one conditional
+-- UPDATE, so two instances cannot both accept a `completed`, or a `passed` and a `failed`.
 -- Times are Unix seconds, as the tokens carry them.
 
 CREATE TABLE fetch_codes (
@@ -26,9 +29,20 @@ CREATE TABLE session_events (
     version     bigserial PRIMARY KEY,
     tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     session_id  text NOT NULL,
-    reason      text NOT NULL CHECK (reason IN ('abandoned', 'ended', 'revoked')),
+    -- 'terminated': the LRS stored the AU's terminated at terminated_at (the grace runs from it).
+    reason      text NOT NULL CHECK (reason IN ('abandoned', 'ended', 'revoked', 'terminated')),
+    terminated_at bigint,
     keep_until  bigint NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX session_events_keep_until ON session_events (keep_until);
 CREATE INDEX session_events_created_at ON session_events (created_at);
+
+CREATE TABLE session_progress (
+    tenant_id     text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    session_id    text NOT NULL,
+    bits          integer NOT NULL,
+    keep_until    bigint NOT NULL,
+    PRIMARY KEY (tenant_id, session_id)
+);
+CREATE INDEX session_progress_keep_until ON session_progress (keep_until);

@@ -68,7 +68,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     let started_at = crate::clock::unix_now();
     // File mode keeps session state in this process; Postgres mode shares it across the fleet.
     let fleet = match &cfg.database {
-        Some(db) => Some(Arc::new(FleetSessions::new(crate::db::pool(db)?, started_at))),
+        Some(db) => Some(FleetSessions::new(crate::db::pool(db)?, started_at)),
         None => None,
     };
     let sessions: Arc<dyn SessionStore> = match &fleet {

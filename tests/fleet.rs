@@ -19,15 +19,21 @@ struct Fleet {
     gates: Vec<Gate>,
 }
 
-fn fleet() -> Fleet {
+/// Three instances on one database. `order_rules`: the cmi5 session rules on (the tests of
+/// fetch codes and ends send plain statements, so they turn them off).
+fn fleet_with(order_rules: bool) -> Fleet {
     let db = Db::start();
     let lrs = StandIn::start();
     let key = db.tenant_with("acme", &["acme.test"], lrs.port, &["--public-origin", PUBLIC_ORIGIN]);
-    // cmi5 progress is not shared by the fleet yet (README, "Fleet"): these tests are about
-    // fetch codes and session ends, so the order rules are off.
-    db.cli(&["tenant", "set", "acme", "policy_cmi5_session_rules=false"]).unwrap();
+    if !order_rules {
+        db.cli(&["tenant", "set", "acme", "policy_cmi5_session_rules=false"]).unwrap();
+    }
     let gates = (0..3).map(|_| db.gate(&lrs, false)).collect();
     Fleet { db, lrs, key, gates }
+}
+
+fn fleet() -> Fleet {
+    fleet_with(false)
 }
 
 impl Fleet {
@@ -66,6 +72,31 @@ fn statement_in(session_id: &str) -> Value {
     s["verb"]["id"] = json!("http://adlnet.gov/expapi/verbs/experienced");
     s.as_object_mut().unwrap().remove("result");
     s
+}
+
+/// A cmi5 statement of `session_id`: cmi5-defined (category, the result cmi5 asks) for the
+/// AU's verbs, cmi5-allowed for any other.
+fn cmi5(verb: &str, session_id: &str) -> Value {
+    let mut s = statement_in(session_id);
+    s["verb"]["id"] = json!(format!("http://adlnet.gov/expapi/verbs/{verb}"));
+    let result = match verb {
+        "initialized" => None,
+        "completed" => Some(json!({"completion": true, "duration": "PT1M"})),
+        "passed" => Some(json!({"success": true, "duration": "PT1M"})),
+        "failed" => Some(json!({"success": false, "duration": "PT1M"})),
+        "terminated" => Some(json!({"duration": "PT2M"})),
+        _ => return s,
+    };
+    s["context"]["contextActivities"]["category"] =
+        json!([{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]);
+    if let Some(result) = result {
+        s["result"] = result;
+    }
+    s
+}
+
+fn send_cmi5(gate: &Gate, token: &str, verb: &str, session_id: &str) -> Resp {
+    gate.edge(&Req::statements("", cmi5(verb, session_id).to_string().into_bytes()).basic(token))
 }
 
 fn write(gate: &Gate, token: &str, session_id: &str) -> Resp {
@@ -206,4 +237,58 @@ fn a_database_outage_keeps_traffic_flowing_and_fetch_fails_closed() {
         eventually(Duration::from_secs(5), "ends flow again", || write(&f.gates[i], &token, "s-outage").status == 401);
     }
     f.gates.clear();
+}
+
+#[test]
+fn one_au_whose_requests_go_round_robin_keeps_the_cmi5_order_rules() {
+    let f = fleet_with(true);
+    let token = fetch(&f.gates[1], &f.launch(0, "s-au"))["auth-token"].as_str().unwrap().to_owned();
+    let mut turn = 0;
+    let mut next_gate = || {
+        turn += 1;
+        &f.gates[turn % 3]
+    };
+    // (verb, status, reason): each on the next instance in turn.
+    let steps: [(&str, u16, &str); 8] = [
+        ("experienced", 403, "cmi5_not_initialized"),
+        ("initialized", 200, ""),
+        // This instance never saw `initialized`: the shared row says it was sent.
+        ("experienced", 200, ""),
+        ("completed", 200, ""),
+        ("completed", 403, "cmi5_verb_repeated"),
+        ("passed", 200, ""),
+        ("failed", 403, "cmi5_passed_and_failed"),
+        ("initialized", 403, "cmi5_verb_repeated"),
+    ];
+    for (i, (verb, status, reason)) in steps.into_iter().enumerate() {
+        let before = f.lrs.stats().1;
+        let r = send_cmi5(next_gate(), &token, verb, "s-au");
+        assert_eq!(r.status, status, "step {i} ({verb}): {}", r.text());
+        if status != 200 {
+            assert_eq!(r.reason(), reason, "step {i} ({verb})");
+            assert_eq!(f.lrs.stats().1, before, "step {i}: a refused statement reached the LRS");
+        }
+    }
+
+    // Postgres away: a cmi5-defined verb cannot be judged fleet-wide (503, the AU resends);
+    // ordinary statements carry on.
+    f.db.pg.stop_server();
+    let r = send_cmi5(&f.gates[0], &token, "terminated", "s-au");
+    assert_eq!((r.status, r.reason().as_str()), (503, "session_store_unavailable"), "{}", r.text());
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert_eq!(send_cmi5(&f.gates[0], &token, "experienced", "s-au").status, 200);
+    f.db.pg.start_server(true);
+    eventually(Duration::from_secs(10), "terminated accepted again", || {
+        send_cmi5(&f.gates[2], &token, "terminated", "s-au").status == 200
+    });
+    // After terminated: a cmi5-defined verb is refused at once on every instance (the shared
+    // row), an ordinary statement once the `terminated` event reached the instance.
+    for gate in &f.gates {
+        let r = send_cmi5(gate, &token, "completed", "s-au");
+        assert_eq!((r.status, r.reason().as_str()), (403, "cmi5_after_terminated"));
+        eventually(Duration::from_secs(5), "ordinary statements after terminated", || {
+            let r = send_cmi5(gate, &token, "experienced", "s-au");
+            r.status == 403 && r.reason() == "cmi5_after_terminated"
+        });
+    }
 }

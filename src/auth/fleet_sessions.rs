@@ -9,7 +9,12 @@
 //!   follower, never inside a request's statement: NOTIFY takes a database-wide lock at commit)
 //!   and catching up by version at least every second, so a lost notification costs at most a
 //!   second. The hot path reads only the in-memory copy: no database round trip, no lock.
-//! - **cmi5 progress** stays per instance (not yet shared; see the README's "Fleet").
+//! - **cmi5 progress**: a statement write that sends a cmi5-defined verb (a transition) is
+//!   judged against `session_progress` and advances it with one conditional `UPDATE` (a handful
+//!   per session), so the order rules hold across the fleet. Ordinary statements are judged on
+//!   this instance's view without the database; where that view refuses one (it may not have
+//!   seen an `initialized` another instance took), the shared row is read once before the
+//!   refusal stands. `terminated` reaches every instance as a session event.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,10 +29,11 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::claims::SessionClaims;
 use super::sessions::{
-    fetch_key, EndReason, FetchCode, FetchRefusal, FetchTicket, MemorySessions, SessionRecord, SessionStore,
-    StoreError, SweepCounts,
+    fetch_key, AdvanceError, EndReason, FetchCode, FetchRefusal, FetchTicket, MemorySessions, ProgressJudge,
+    Reservation, SessionRecord, SessionStore, SharedSettle, StoreError, SweepCounts,
 };
 use crate::metrics;
+use crate::policy::Progress;
 
 /// The channel the follower listens on and notifies.
 pub const CHANNEL: &str = "lrsgate_sessions";
@@ -56,24 +62,28 @@ const REDEEM: &str = "WITH redeemed AS (
 /// hot path.
 pub struct FleetSessions {
     local: MemorySessions,
-    pool: Pool,
+    pool: Arc<Pool>,
     /// Woken when this instance appended an end, so the follower notifies the others.
     appended: tokio::sync::Notify,
     /// The highest event version applied here.
     applied_version: AtomicI64,
     /// Unix seconds of the last successful catch-up.
     synced_at: AtomicU64,
+    /// Itself, for the settle hooks of reservations (which outlive a call).
+    me: std::sync::Weak<FleetSessions>,
 }
 
 impl FleetSessions {
-    pub fn new(pool: Pool, started_at: u64) -> Self {
-        FleetSessions {
-            local: MemorySessions::new(started_at),
-            pool,
+    pub fn new(pool: Pool, started_at: u64) -> Arc<Self> {
+        Arc::new_cyclic(|me| FleetSessions {
+            me: me.clone(),
+            // The shared rows know every session's progress: none is ever "resumed".
+            local: MemorySessions::new(0),
+            pool: Arc::new(pool),
             appended: tokio::sync::Notify::new(),
             applied_version: AtomicI64::new(0),
             synced_at: AtomicU64::new(started_at),
-        }
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
@@ -89,7 +99,7 @@ impl FleetSessions {
         let after = self.applied_version.load(Ordering::Acquire);
         let rows = client
             .query(
-                "SELECT version, tenant_id, session_id, reason, keep_until FROM session_events
+                "SELECT version, tenant_id, session_id, reason, keep_until, terminated_at FROM session_events
                  WHERE version > $1 OR created_at > now() - make_interval(secs => $2)
                  ORDER BY version",
                 &[&after, &f64::from(REREAD_WINDOW_SECONDS)],
@@ -100,10 +110,15 @@ impl FleetSessions {
             let version: i64 = row.get(0);
             let (tenant_id, session_id, reason): (&str, &str, &str) = (row.get(1), row.get(2), row.get(3));
             let keep_until = u64::try_from(row.get::<_, i64>(4)).unwrap_or(0);
-            // A reason the schema allows but this version does not know ends the session too.
-            let reason = EndReason::from_lms(reason).unwrap_or(EndReason::Revoked);
-            // Applying an end twice changes nothing.
-            let _ = self.local.end(tenant_id, session_id, reason, keep_until).await;
+            // Applying an event twice changes nothing.
+            if reason == "terminated" {
+                let at = row.get::<_, Option<i64>>(5).and_then(|t| u64::try_from(t).ok()).unwrap_or(1);
+                self.local.track(tenant_id, session_id, 0, keep_until).mark_terminated(at);
+            } else {
+                // A reason the schema allows but this version does not know ends the session too.
+                let reason = EndReason::from_lms(reason).unwrap_or(EndReason::Revoked);
+                let _ = self.local.end(tenant_id, session_id, reason, keep_until).await;
+            }
             newest = newest.max(version);
         }
         self.applied_version.fetch_max(newest, Ordering::AcqRel);
@@ -128,6 +143,119 @@ async fn within<T>(query: impl std::future::Future<Output = Result<T, tokio_post
     }
 }
 
+impl FleetSessions {
+    /// The session's progress in the shared row (none yet: nothing sent).
+    async fn read_progress(&self, tenant_id: &str, session_id: &str) -> Result<Progress, String> {
+        let client = self.client().await?;
+        let row = within(client.query_opt(
+            "SELECT bits FROM session_progress WHERE tenant_id = $1 AND session_id = $2",
+            &[&tenant_id, &session_id],
+        ))
+        .await?;
+        Ok(Progress::from_bits(row.map_or(0, |r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(0))))
+    }
+
+    /// Move the shared row from `expected` to `next` in one statement: `None` when it did,
+    /// otherwise what it holds instead.
+    async fn swap_progress(
+        &self,
+        tenant_id: &str,
+        session_id: &str,
+        expected: Progress,
+        next: Progress,
+        keep_until: u64,
+    ) -> Result<Option<Progress>, String> {
+        let client = self.client().await?;
+        let (expected_bits, next_bits) = (bits(expected), bits(next));
+        let row = within(client.query_one(
+            "WITH moved AS (
+                 INSERT INTO session_progress AS p (tenant_id, session_id, bits, keep_until)
+                 SELECT $1, $2, $4, $5 WHERE $3 = 0
+                 ON CONFLICT (tenant_id, session_id) DO UPDATE SET bits = $4 WHERE p.bits = $3
+                 RETURNING bits),
+             updated AS (
+                 UPDATE session_progress SET bits = $4, keep_until = GREATEST(keep_until, $5)
+                 WHERE tenant_id = $1 AND session_id = $2 AND bits = $3 AND $3 <> 0 AND NOT EXISTS (SELECT 1 FROM moved)
+                 RETURNING bits)
+             SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM updated),
+                    (SELECT bits FROM session_progress WHERE tenant_id = $1 AND session_id = $2)",
+            &[&tenant_id, &session_id, &expected_bits, &next_bits, &seconds(keep_until)],
+        ))
+        .await?;
+        let (moved, held): (bool, Option<i32>) = (row.get(0), row.get(1));
+        Ok(if moved { None } else { Some(Progress::from_bits(held.map_or(0, |b| u32::try_from(b).unwrap_or(0)))) })
+    }
+}
+
+fn bits(p: Progress) -> i32 {
+    // Progress holds six bits.
+    i32::try_from(p.bits() & !Progress::RESUMED.bits()).unwrap_or(0)
+}
+
+/// Settles a fleet reservation in Postgres, off the request (a spawned task).
+struct FleetSettle {
+    store: std::sync::Weak<FleetSessions>,
+    tenant_id: String,
+    session_id: String,
+    keep_until: u64,
+}
+
+impl FleetSettle {
+    fn spawn(&self, work: impl FnOnce(Arc<FleetSessions>, String, String, u64) -> BoxFuture + Send + 'static) {
+        let Some(store) = self.store.upgrade() else { return };
+        let (tenant_id, session_id, keep_until) = (self.tenant_id.clone(), self.session_id.clone(), self.keep_until);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(work(store, tenant_id, session_id, keep_until));
+        }
+    }
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl SharedSettle for FleetSettle {
+    fn give_back(&self, added: u32) {
+        self.spawn(move |store, tenant_id, session_id, _| {
+            Box::pin(async move {
+                let mask = !i32::try_from(added).unwrap_or(0);
+                let given = async {
+                    let client = store.client().await?;
+                    within(client.execute(
+                        "UPDATE session_progress SET bits = bits & $3 WHERE tenant_id = $1 AND session_id = $2",
+                        &[&tenant_id, &session_id, &mask],
+                    ))
+                    .await
+                };
+                if let Err(e) = given.await {
+                    // The bits stay taken: the AU's resend of that verb is refused as repeated.
+                    failed("give_back", e);
+                }
+            })
+        });
+    }
+
+    fn terminated(&self, at: u64) {
+        self.spawn(move |store, tenant_id, session_id, keep_until| {
+            Box::pin(async move {
+                let recorded = async {
+                    let client = store.client().await?;
+                    within(client.execute(
+                        "INSERT INTO session_events (tenant_id, session_id, reason, terminated_at, keep_until)
+                         VALUES ($1, $2, 'terminated', $3, $4)",
+                        &[&tenant_id, &session_id, &seconds(at), &seconds(keep_until)],
+                    ))
+                    .await
+                };
+                match recorded.await {
+                    Ok(_) => store.appended.notify_one(),
+                    Err(e) => {
+                        failed("terminated", e);
+                    }
+                }
+            })
+        });
+    }
+}
+
 fn failed(operation: &str, e: impl std::fmt::Display) -> StoreError {
     metrics::SESSION_STORE_ERRORS.with_label_values(&[operation]).inc();
     StoreError(format!("{operation}: {e}"))
@@ -145,6 +273,64 @@ impl SessionStore for FleetSessions {
 
     fn track(&self, tenant_id: &str, session_id: &str, issued_at: u64, keep_until: u64) -> Arc<SessionRecord> {
         self.local.track(tenant_id, session_id, issued_at, keep_until)
+    }
+
+    async fn advance(
+        &self,
+        tenant_id: &str,
+        claims: &SessionClaims,
+        judge: ProgressJudge<'_>,
+    ) -> Result<Reservation, AdvanceError> {
+        let record = self.local.track(tenant_id, &claims.session_id, claims.iat, claims.exp);
+        let mut view = record.progress();
+        let mut verdict = judge(view);
+        if verdict.is_err() {
+            // This instance may not have seen what another one took (an `initialized`): the
+            // shared row decides before a refusal stands.
+            let shared = self.read_progress(tenant_id, &claims.session_id).await.map_err(|e| {
+                failed("read_progress", e);
+                AdvanceError::Unavailable
+            })?;
+            record.merge(shared);
+            view = record.progress();
+            verdict = judge(view);
+        }
+        let next = verdict.map_err(AdvanceError::Refused)?;
+        if next == view {
+            // No cmi5-defined verb: judged on this instance's view, no database.
+            return record.reserve(judge).map_err(AdvanceError::Refused);
+        }
+        // A transition: judged against the shared row and taken with one conditional UPDATE;
+        // on a conflict (another instance moved it), judged again from what it holds now.
+        let mut expected = view;
+        for _ in 0..8 {
+            let next = judge(expected).map_err(AdvanceError::Refused)?;
+            let swapped =
+                self.swap_progress(tenant_id, &claims.session_id, expected, next, claims.exp).await.map_err(|e| {
+                    failed("advance", e);
+                    AdvanceError::Unavailable
+                })?;
+            match swapped {
+                None => {
+                    // Taken fleet-wide; the reservation gives the bits back here and there if
+                    // the LRS does not store the statements.
+                    let added = next.bits() & !expected.bits();
+                    let settle = Box::new(FleetSettle {
+                        store: self.me.clone(),
+                        tenant_id: tenant_id.to_owned(),
+                        session_id: claims.session_id.clone(),
+                        keep_until: claims.exp,
+                    });
+                    record.merge(next);
+                    return Ok(Reservation::shared(record, added, settle));
+                }
+                Some(actual) => {
+                    record.merge(actual);
+                    expected = actual;
+                }
+            }
+        }
+        Err(AdvanceError::Unavailable)
     }
 
     async fn end(
@@ -292,7 +478,7 @@ impl SessionEventsFollower {
     }
 }
 
-/// Delete expired fetch codes and events, if no other instance is sweeping (advisory lock held
+/// Delete expired fetch codes, events and progress rows, if no other instance is sweeping (advisory lock held
 /// for the transaction), at most [`SWEEP_BATCH`] rows of each per sweep.
 async fn sweep_tables(client: &tokio_postgres::Client, now: u64) -> Result<(), tokio_postgres::Error> {
     let row = client
@@ -303,8 +489,12 @@ async fn sweep_tables(client: &tokio_postgres::Client, now: u64) -> Result<(), t
                       RETURNING 1),
                   events AS (DELETE FROM session_events WHERE version IN (
                       SELECT version FROM session_events, lock WHERE lock.held AND keep_until < $2 LIMIT $3)
+                      RETURNING 1),
+                  progress AS (DELETE FROM session_progress WHERE (tenant_id, session_id) IN (
+                      SELECT tenant_id, session_id FROM session_progress, lock
+                      WHERE lock.held AND keep_until < $2 LIMIT $3)
                       RETURNING 1)
-             SELECT (SELECT count(*) FROM codes), (SELECT count(*) FROM events)",
+             SELECT (SELECT count(*) FROM codes), (SELECT count(*) FROM events) + (SELECT count(*) FROM progress)",
             &[&SWEEP_LOCK, &seconds(now), &SWEEP_BATCH],
         )
         .await?;

@@ -126,10 +126,29 @@ impl SessionRecord {
         loop {
             let next = judge(Progress::from_bits(current))?.bits();
             match self.progress.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(Reservation { record: self.clone(), added: next & !current, settled: false }),
+                Ok(_) => {
+                    return Ok(Reservation {
+                        record: self.clone(),
+                        added: next & !current,
+                        settled: false,
+                        shared: None,
+                    })
+                }
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Merge progress learned from a shared store (bits are only ever added there, or given
+    /// back by the request that took them).
+    pub fn merge(&self, progress: Progress) {
+        self.progress.fetch_or(progress.bits() & !Progress::RESUMED.bits(), Ordering::AcqRel);
+    }
+
+    /// The LRS stored this session's `terminated` at `at` (learned from the fleet).
+    pub fn mark_terminated(&self, at: u64) {
+        self.progress.fetch_or(Progress::TERMINATED.bits(), Ordering::AcqRel);
+        let _ = self.terminated_at.compare_exchange(0, at.max(1), Ordering::AcqRel, Ordering::Acquire);
     }
 
     fn end(&self, reason: EndReason, keep_until: u64) {
@@ -142,14 +161,33 @@ impl SessionRecord {
 /// Progress bits a statement write took, held until the LRS answers: kept when it stored the
 /// statements ([`Reservation::commit`]), given back otherwise (dropped), so a statement the
 /// LRS refused or never got can be sent again.
-#[derive(Debug)]
 pub struct Reservation {
     record: Arc<SessionRecord>,
     added: u32,
     settled: bool,
+    /// Where a shared store settles the same bits (fleet mode).
+    shared: Option<Box<dyn SharedSettle>>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation").field("added", &self.added).field("shared", &self.shared.is_some()).finish()
+    }
+}
+
+/// How a shared store settles a reservation's bits: given back, or `terminated` recorded.
+/// Called from the request's last phase, so it must hand the work off, never block.
+pub trait SharedSettle: Send + Sync {
+    fn give_back(&self, added: u32);
+    fn terminated(&self, at: u64);
 }
 
 impl Reservation {
+    /// A reservation whose bits a shared store took too.
+    pub fn shared(record: Arc<SessionRecord>, added: u32, settle: Box<dyn SharedSettle>) -> Reservation {
+        Reservation { record, added, settled: false, shared: Some(settle) }
+    }
+
     /// The LRS stored the statements at `now`. A `terminated` among them starts the grace
     /// period; whether there was one is returned.
     pub fn commit(mut self, now: u64) -> bool {
@@ -157,6 +195,9 @@ impl Reservation {
         let terminated = self.added & Progress::TERMINATED.bits() != 0;
         if terminated {
             self.record.terminated_at.store(now.max(1), Ordering::Release);
+            if let Some(shared) = &self.shared {
+                shared.terminated(now.max(1));
+            }
         }
         terminated
     }
@@ -168,9 +209,24 @@ impl Drop for Reservation {
             // Only this request set these bits (a verb cannot be taken twice), so clearing them
             // undoes exactly its own reservation.
             self.record.progress.fetch_and(!self.added, Ordering::AcqRel);
+            if let (Some(shared), true) = (&self.shared, self.added != 0) {
+                shared.give_back(self.added);
+            }
         }
     }
 }
+
+/// Why the progress of a statement write could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdvanceError {
+    /// The cmi5 session rules refuse it.
+    Refused(WriteDenial),
+    /// The shared store could not judge a transition (Postgres away): try again.
+    Unavailable,
+}
+
+/// A pure judgement of a session's progress (`policy::session::advance` over one write).
+pub type ProgressJudge<'a> = &'a (dyn Fn(Progress) -> Result<Progress, WriteDenial> + Sync);
 
 /// A fetch URL's one-time code: 256 random bits, base64url. Stores keep only its hash.
 pub struct FetchCode(String);
@@ -264,6 +320,19 @@ pub trait SessionStore: Send + Sync {
     /// `issued_at` (the token's `iat`) tells a session older than the store (its progress lost
     /// in a restart) from a new one.
     fn track(&self, tenant_id: &str, session_id: &str, issued_at: u64, keep_until: u64) -> Arc<SessionRecord>;
+
+    /// Judge a statement write's cmi5 progress with `judge` and reserve it (see
+    /// [`SessionRecord::reserve`]). This default judges on this process's state alone; a
+    /// shared store judges transitions (a cmi5-defined verb) fleet-wide.
+    async fn advance(
+        &self,
+        tenant_id: &str,
+        claims: &SessionClaims,
+        judge: ProgressJudge<'_>,
+    ) -> Result<Reservation, AdvanceError> {
+        let record = self.track(tenant_id, &claims.session_id, claims.iat, claims.exp);
+        record.reserve(judge).map_err(AdvanceError::Refused)
+    }
 
     /// End a session (the LMS's abandon/end, or a revocation), kept until `keep_until`.
     async fn end(

@@ -19,7 +19,7 @@ use super::reads::ReadKind;
 use super::tls::Sni;
 use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
-use crate::auth::sessions::{FetchRefusal, SessionStore};
+use crate::auth::sessions::{AdvanceError, FetchRefusal, SessionStore};
 use crate::auth::verify::{token_from_authorization, Verified};
 use crate::clock::unix_now;
 use crate::config::tenants::TenantStatus;
@@ -468,10 +468,11 @@ async fn read_statements(
     }
     policy::statements::check_write(grant, rules, &statements).map_err(Denial::Write)?;
     if let (Some(mode), true) = (grant.launch_mode, rules.cmi5_session_rules) {
-        let claims = token.claims;
-        let record = token.sessions.track(&tenant.id, &claims.session_id, claims.iat, claims.exp);
-        let reservation =
-            record.reserve(|progress| policy::session::advance(progress, mode, &statements)).map_err(Denial::Write)?;
+        let judge = |progress| policy::session::advance(progress, mode, &statements);
+        let reservation = token.sessions.advance(&tenant.id, token.claims, &judge).await.map_err(|e| match e {
+            AdvanceError::Refused(denial) => Denial::Write(denial),
+            AdvanceError::Unavailable => Denial::StoreUnavailable,
+        })?;
         ctx.reservation = Some(reservation);
     }
     ctx.validated_body = Some(body.clone());

@@ -60,10 +60,15 @@ impl Edge {
         let body_unread = (has_body(session) && !session.is_body_done()) || matches!(denial, Denial::Header(_));
         ctx.refused = Some(denial.status_and_code());
         let fetch = matches!(denial, Denial::Fetch(_));
+        // The AU may send it again shortly (the shared session store was away).
+        let retry = matches!(denial, Denial::StoreUnavailable);
         write_denial(session, &denial, body_unread, &|h| {
             ctx.cors.apply(h);
             if fetch {
                 let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
+            }
+            if retry {
+                let _ = h.insert_header(http::header::RETRY_AFTER, "1");
             }
         })
         .await?;

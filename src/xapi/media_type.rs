@@ -145,7 +145,13 @@ pub fn parse(value: &[u8]) -> Result<MediaType, MediaTypeError> {
         }
         i += 1;
         let param_value = if value.get(i) == Some(&b'"') {
-            quoted_string(value, &mut i)?
+            // An empty quoted value is valid RFC 9110 but read differently by some parsers
+            // (the `mime` crate refuses it); no Content-Type lrsgate reads needs one.
+            let quoted = quoted_string(value, &mut i)?;
+            if quoted.is_empty() {
+                return Err(MediaTypeError::Syntax);
+            }
+            quoted
         } else {
             let start = i;
             while i < value.len() && is_tchar(value[i]) {
@@ -354,6 +360,7 @@ mod tests {
             ("comma_list", b"application/json, text/plain".to_vec(), MediaTypeError::Syntax),
             ("non_ascii", "text/plain; x=\u{e9}".as_bytes().to_vec(), MediaTypeError::Syntax),
             ("control_in_quoted", b"text/plain; x=\"a\x01\"".to_vec(), MediaTypeError::Syntax),
+            ("empty_quoted_value", b"text/plain; x=\"\"".to_vec(), MediaTypeError::Syntax),
             (
                 "repeated_boundary",
                 b"multipart/mixed; boundary=a; boundary=b".to_vec(),
@@ -394,7 +401,11 @@ mod tests {
             // `;` is no bchar (RFC 2046 5.1.1); a naive split would read the boundary as `"a`.
             ("multipart_quoted_with_semicolon", br#"multipart/mixed; boundary="a;b""#, Err(ContentTypeError::Boundary)),
             ("multipart_without_boundary", b"multipart/mixed", Err(ContentTypeError::Boundary)),
-            ("multipart_empty_boundary", br#"multipart/mixed; boundary="""#, Err(ContentTypeError::Boundary)),
+            (
+                "multipart_empty_boundary",
+                br#"multipart/mixed; boundary="""#,
+                Err(ContentTypeError::Invalid(MediaTypeError::Syntax)),
+            ),
             ("multipart_boundary_with_quote", br#"multipart/mixed; boundary="a\"b""#, Err(ContentTypeError::Boundary)),
             (
                 "multipart_boundary_ends_in_space",
