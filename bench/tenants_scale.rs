@@ -132,7 +132,7 @@ fn main() {
     }
     let pg = pg::PgCluster::start_with(&["shared_buffers=256MB", "max_wal_size=2GB"]);
     let keys = MasterKeys::parse(&MasterKeys::generate_entry("bench")).unwrap();
-    let db = DatabaseSettings { url: pg.url(), pool_size: 2, master_keys: keys.clone() };
+    let db = DatabaseSettings { url: pg.url(), pool_size: 2, master_keys: keys.clone(), snapshot_cache: None };
     let server = ServerConfig::from_file(Path::new("bench.toml"), ServerFile::default()).unwrap();
     let health = lrsgate::server::balancers();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -163,6 +163,7 @@ fn main() {
         health,
         pool: lrsgate::db::pool(&db).unwrap(),
         synced_at: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        cache: None,
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     {

@@ -36,6 +36,9 @@ pub mod place {
     pub fn tls_key(tenant: &str, host: &str) -> String {
         format!("tls_certificates/{tenant}/{host}")
     }
+
+    /// The on-disk copy of the tenant snapshot (`[database] snapshot_cache`).
+    pub const SNAPSHOT_CACHE: &str = "snapshot_cache";
 }
 
 /// The master keys: the first seals, all open.

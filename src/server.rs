@@ -117,6 +117,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         }
         Some(db) => {
             let url = db.url.clone();
+            let cache = db.snapshot_cache.as_ref().map(|_| crate::tenant::postgres::SnapshotCacheWriter::default());
             let admin_app = AdminService {
                 pool: crate::db::pool(&db)?,
                 master: db.master_keys.clone(),
@@ -131,7 +132,14 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
                 db,
                 store,
                 health: health.clone(),
-                synced_at: Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::unix_now())),
+                // Started from the snapshot cache: as old as the rows in it.
+                synced_at: Arc::new(std::sync::atomic::AtomicU64::new(
+                    match crate::tenant::postgres::STARTED_FROM_CACHE.load(std::sync::atomic::Ordering::Acquire) {
+                        0 => crate::clock::unix_now(),
+                        read_at => read_at,
+                    },
+                )),
+                cache,
             };
             server.add_service(background_service("lrsgate tenant Postgres source", source));
             if let Some(store) = fleet {

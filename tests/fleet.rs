@@ -292,3 +292,49 @@ fn one_au_whose_requests_go_round_robin_keeps_the_cmi5_order_rules() {
         });
     }
 }
+
+#[test]
+fn a_full_fleet_restart_while_postgres_is_down_serves_from_the_snapshot_cache() {
+    let db = Db::start();
+    let lrs = StandIn::start();
+    let key = db.tenant("acme", &["acme.test"], lrs.port);
+    let caches: Vec<std::path::PathBuf> = (0..3).map(|i| db.pg.path().join(format!("snapshot-{i}.sealed"))).collect();
+    let start = |i: usize| db.gate_with(&lrs, false, &format!("snapshot_cache = \"{}\"", caches[i].display()));
+    let gates: Vec<Gate> = (0..3).map(start).collect();
+    let r = gates[0].issue("acme.test", &key, &token_request());
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let post = || Req::statements(&token, statement().to_string().into_bytes());
+    eventually(Duration::from_secs(10), "every instance wrote its cache", || caches.iter().all(|c| c.exists()));
+    let sealed = std::fs::read_to_string(&caches[0]).unwrap();
+    assert!(!sealed.contains("acme.test") && !sealed.contains(LRS_USER), "the copy is sealed");
+
+    db.pg.stop_server();
+    drop(gates);
+    let gates: Vec<Gate> = (0..3).map(start).collect();
+    for gate in &gates {
+        assert_eq!(gate.edge(&post()).status, 200, "serves from the copy");
+        assert_eq!(gate.issue("acme.test", &key, &token_request()).status, 200, "the LMS's key still works");
+        assert!(gate.metric("lrsgate_config_snapshot_age_seconds") >= 1.0, "shows its age");
+    }
+    assert!(gates[0].log().contains("snapshot cache"), "says where it serves from");
+
+    // Without a usable copy and no database: a clear startup error, never an empty snapshot.
+    let config = gates[0].dir.path().join("lrsgate.toml");
+    std::fs::write(&caches[0], "not a cache").unwrap();
+    let err = cli(&config, &["check-config"], &[]).unwrap_err();
+    assert!(err.contains("snapshot cache"), "{err}");
+
+    // Postgres back: every instance resyncs (a new host is served) and writes a fresh copy.
+    db.pg.start_server(true);
+    db.cli(&["host", "add", "acme", "new.acme.test"]).unwrap();
+    for gate in &gates {
+        eventually(Duration::from_secs(15), "resync after the database returned", || {
+            gate.edge(&post().host("new.acme.test")).status == 200
+        });
+    }
+    eventually(Duration::from_secs(10), "a fresh copy", || read_ok(&caches[0]));
+}
+
+fn read_ok(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.starts_with('{'))
+}

@@ -39,6 +39,9 @@ pub struct DatabaseFile {
     pub master_keys: Option<String>,
     /// Or a file of them, one per line, relative to this file.
     pub master_key_file: Option<PathBuf>,
+    /// Where the sealed copy of the last good tenant snapshot is kept (relative to this file),
+    /// so an instance can start while Postgres is away. Default: none.
+    pub snapshot_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +139,8 @@ pub struct DatabaseSettings {
     /// Connections in the pool for loads and admin work, default 4 (LISTEN has its own).
     pub pool_size: usize,
     pub master_keys: crate::secrets::MasterKeys,
+    /// The sealed copy of the last good snapshot (`tenant::snapshot_cache`); `None`: none kept.
+    pub snapshot_cache: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -281,7 +286,8 @@ fn database_settings(file: &Path, dir: &Path, db: DatabaseFile) -> Result<Databa
     if pool_size == 0 {
         return Err(err("pool_size", "must be greater than 0".into()));
     }
-    Ok(DatabaseSettings { url: db.url, pool_size, master_keys })
+    let snapshot_cache = db.snapshot_cache.map(|path| dir.join(path));
+    Ok(DatabaseSettings { url: db.url, pool_size, master_keys, snapshot_cache })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod postgres;
+pub mod snapshot_cache;
 pub mod tls;
 
 use std::borrow::Cow;

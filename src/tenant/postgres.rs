@@ -55,11 +55,27 @@ pub struct LoadedTenant {
     pub id: String,
     pub entry: Result<TenantEntry, String>,
     pub fingerprint: u64,
+    /// The rows as read, for the snapshot cache.
+    pub(crate) rows: Rows,
 }
 
+impl LoadedTenant {
+    fn new(id: String, rows: Rows, master: &MasterKeys) -> LoadedTenant {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        rows.hash(&mut hasher);
+        let entry = to_entry(&id, rows.clone(), master);
+        LoadedTenant { id, entry, fingerprint: hasher.finish(), rows }
+    }
+}
+
+/// When this process started from the snapshot cache, the Unix seconds its rows were read
+/// from Postgres (0: it started from Postgres itself).
+pub static STARTED_FROM_CACHE: AtomicU64 = AtomicU64::new(0);
+
 /// The rows of one tenant, as read (secrets still sealed).
-#[derive(Default, Hash)]
-struct Rows {
+#[derive(Debug, Clone, Default, Hash, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Rows {
     status: String,
     public_origin: Option<String>,
     limits: [Option<i64>; 6],
@@ -168,16 +184,20 @@ pub async fn load_tenants(
             t.certificates.push((r.get(1), r.get(2), r.get(3), r.get(4)));
         }
     }
-    Ok(rows
-        .into_iter()
-        .map(|(id, rows)| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            id.hash(&mut hasher);
-            rows.hash(&mut hasher);
-            let entry = to_entry(&id, rows, master);
-            LoadedTenant { id, entry, fingerprint: hasher.finish() }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|(id, rows)| LoadedTenant::new(id, rows, master)).collect())
+}
+
+#[cfg(test)]
+impl Rows {
+    pub(crate) fn sample() -> Rows {
+        Rows {
+            status: "active".into(),
+            hosts: vec!["acme.test".into()],
+            nodes: vec![("http://127.0.0.1:9/xapi".into(), 1)],
+            credential: Some(("lrs".into(), vec![1, 2, 3], "k1".into())),
+            ..Rows::default()
+        }
+    }
 }
 
 /// A tenant's rows as the tenants file's entry, its secrets opened.
@@ -329,8 +349,23 @@ pub async fn load_table(
     db: &DatabaseSettings,
     health: &Arc<Balancers>,
 ) -> Result<TenantTable, String> {
-    let client = crate::db::connect(&db.url).await?;
-    let loaded = load_tenants(&client, &db.master_keys, None).await?;
+    let loaded = match crate::db::connect(&db.url).await {
+        Ok(client) => load_tenants(&client, &db.master_keys, None).await?,
+        // Without the database, the sealed copy of the last good snapshot serves until it
+        // returns; without a usable copy, starting is an error.
+        Err(e) => {
+            let Some(path) = &db.snapshot_cache else { return Err(e) };
+            let (read_at, rows) = super::snapshot_cache::read(path, &db.master_keys)
+                .map_err(|cache| format!("{e}; and no snapshot cache to start from: {cache}"))?;
+            warn!(
+                "Postgres is unreachable ({e}): serving {} tenant(s) from the snapshot cache read {} s ago",
+                rows.len(),
+                unix_now().saturating_sub(read_at)
+            );
+            STARTED_FROM_CACHE.store(read_at.max(1), Ordering::Release);
+            rows.into_iter().map(|(id, rows)| LoadedTenant::new(id, rows, &db.master_keys)).collect()
+        }
+    };
     let (table, refused) = apply(&TenantTable::default(), loaded, None, server, health).await;
     if refused > 0 {
         warn!("{refused} tenant(s) refused at start (see above); the others serve");
@@ -348,6 +383,58 @@ pub struct PostgresSource {
     pub pool: Pool,
     /// Unix seconds at which the snapshot was last known to match the database.
     pub synced_at: Arc<AtomicU64>,
+    /// The rows Postgres last gave, kept only where a snapshot cache is written.
+    pub cache: Option<SnapshotCacheWriter>,
+}
+
+/// What the snapshot cache is written from: every tenant's rows as Postgres last gave them.
+#[derive(Default)]
+pub struct SnapshotCacheWriter {
+    rows: std::sync::Mutex<HashMap<String, Rows>>,
+    /// Rows changed since the file was last written (and when they were read).
+    dirty_since: AtomicU64,
+}
+
+/// How long after a change the cache is written (changes in between share one write).
+const CACHE_WRITE_DELAY: Duration = Duration::from_secs(2);
+
+impl SnapshotCacheWriter {
+    /// Record what a reload read: `reloaded` ids (`None`: everything) now hold `loaded`.
+    fn record(&self, loaded: &[LoadedTenant], reloaded: Option<&[String]>) {
+        let Ok(mut rows) = self.rows.lock() else { return };
+        match reloaded {
+            None => rows.clear(),
+            Some(ids) => {
+                for id in ids {
+                    rows.remove(id);
+                }
+            }
+        }
+        for t in loaded {
+            rows.insert(t.id.clone(), t.rows.clone());
+        }
+        self.dirty_since.store(unix_now().max(1), Ordering::Release);
+    }
+
+    /// Write the file if rows changed; off the async runtime's threads.
+    async fn flush(&self, path: &Path, master: &MasterKeys) {
+        let read_at = self.dirty_since.swap(0, Ordering::AcqRel);
+        if read_at == 0 {
+            return;
+        }
+        let rows: Vec<(String, Rows)> = match self.rows.lock() {
+            Ok(rows) => rows.iter().map(|(id, r)| (id.clone(), r.clone())).collect(),
+            Err(_) => return,
+        };
+        let (path, master) = (path.to_owned(), master.clone());
+        let written = tokio::task::spawn_blocking(move || super::snapshot_cache::write(&path, &master, read_at, &rows))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = written {
+            // Tried again after the next change; the running snapshot is unaffected.
+            error!("{e}");
+        }
+    }
 }
 
 /// Why a LISTEN cycle ended.
@@ -372,6 +459,9 @@ impl PostgresSource {
         let client = self.pool.get().await.map_err(|e| format!("database pool: {e}"))?;
         let client: &tokio_postgres::Client = &client;
         let loaded = load_tenants(client, &self.db.master_keys, ids).await?;
+        if let Some(cache) = &self.cache {
+            cache.record(&loaded, ids);
+        }
         let current = self.store.load_full();
         let (next, refused) = apply(&current, loaded, ids, &self.server, &self.health).await;
         let count = next.tenant_count();
@@ -422,9 +512,15 @@ impl PostgresSource {
         self.mark_synced();
         let mut probe = tokio::time::interval(PROBE_EVERY);
         probe.tick().await;
+        let mut cache_tick = tokio::time::interval(CACHE_WRITE_DELAY);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return CycleEnd::Shutdown,
+                _ = cache_tick.tick() => {
+                    if let (Some(cache), Some(path)) = (&self.cache, &self.db.snapshot_cache) {
+                        cache.flush(path, &self.db.master_keys).await;
+                    }
+                }
                 id = notified.recv() => {
                     let Some(id) = id else { return CycleEnd::Lost("LISTEN connection closed".into()) };
                     let mut ids = vec![id];

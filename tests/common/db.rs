@@ -50,8 +50,14 @@ impl Db {
     }
 
     pub fn gate(&self, lrs: &StandIn, tls: bool) -> Gate {
+        self.gate_with(lrs, tls, "")
+    }
+
+    /// A gate with more keys in its `[database]` section.
+    pub fn gate_with(&self, lrs: &StandIn, tls: bool, database_extra: &str) -> Gate {
         let mut opts = GateOptions::new(&[lrs.port]);
         opts.database = Some((self.pg.url(), self.keys.clone()));
+        opts.database_extra = database_extra.to_owned();
         opts.edge_tls = tls;
         Gate::start(opts)
     }

@@ -169,6 +169,8 @@ pub struct GateOptions {
     pub lrs_credential: (String, String),
     /// Postgres mode: the database URL and master keys (the tenants file is then not used).
     pub database: Option<(String, String)>,
+    /// More keys for the `[database]` section (`snapshot_cache = "…"`).
+    pub database_extra: String,
     /// Open the edge's TLS listener too.
     pub edge_tls: bool,
     /// Files written beside the tenants file (name, content), such as course structures.
@@ -186,6 +188,7 @@ impl GateOptions {
             lrs_base: "/xapi".into(),
             lrs_credential: (LRS_USER.into(), LRS_PASSWORD.into()),
             database: None,
+            database_extra: String::new(),
             edge_tls: false,
             files: Vec::new(),
         }
@@ -269,7 +272,9 @@ impl Gate {
         let dir = tempfile::tempdir().unwrap();
         let (edge, token, metrics, admin, edge_tls) = (free_port(), free_port(), free_port(), free_port(), free_port());
         let database = match &opts.database {
-            Some((url, keys)) => format!("[database]\nurl = \"{url}\"\nmaster_keys = \"{keys}\"\n"),
+            Some((url, keys)) => {
+                format!("[database]\nurl = \"{url}\"\nmaster_keys = \"{keys}\"\n{}\n", opts.database_extra)
+            }
             None => String::new(),
         };
         let tls = if opts.edge_tls { format!("edge_tls = \"127.0.0.1:{edge_tls}\"") } else { String::new() };
