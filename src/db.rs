@@ -1,5 +1,6 @@
-//! Postgres plumbing for Postgres mode: the connection pool (loads, the admin API, the CLI) and
-//! the migrations runner. The LISTEN connection is the tenant source's own (`tenant::postgres`).
+//! Postgres plumbing for Postgres mode: the connection pool (loads, the admin API, the CLI), the
+//! migrations runner, and the dedicated LISTEN connections (the tenant source's and the
+//! session events follower's).
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -71,4 +72,46 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
         }
     });
     Ok(client)
+}
+
+/// A dedicated connection that LISTENs on `channel`: its client and the payloads of its
+/// notifications. The connection is driven by its own task (spawning the connection future
+/// alone would drop notifications), stopped when the returned [`Listening`] is dropped; the
+/// receiver closes when the connection ends.
+pub async fn listen(
+    url: &str,
+    channel: &str,
+) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<String>, Listening), String> {
+    let (client, mut connection) =
+        tokio_postgres::connect(url, NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let (tx, notified) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    log::warn!("LISTEN connection failed: {e}");
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    let listening = Listening(driver);
+    client.batch_execute(&format!("LISTEN {channel}")).await.map_err(|e| format!("LISTEN failed: {e}"))?;
+    Ok((client, notified, listening))
+}
+
+/// Stops a LISTEN connection's driver when dropped.
+pub struct Listening(tokio::task::JoinHandle<()>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -25,7 +25,6 @@ use deadpool_postgres::Pool;
 use log::{debug, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::claims::SessionClaims;
 use super::sessions::{
@@ -412,31 +411,10 @@ pub struct SessionEventsFollower {
 
 impl SessionEventsFollower {
     async fn cycle(&self, shutdown: &mut ShutdownWatch) -> CycleEnd {
-        let (client, mut connection) = match tokio_postgres::connect(&self.url, NoTls).await {
-            Ok(pair) => pair,
-            Err(e) => return CycleEnd::Lost { why: format!("cannot connect: {e}"), followed: false },
+        let (client, mut woken, _listening) = match crate::db::listen(&self.url, CHANNEL).await {
+            Ok(listening) => listening,
+            Err(why) => return CycleEnd::Lost { why, followed: false },
         };
-        // The connection is driven here (spawning it alone would drop notifications).
-        let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
-        let driver = tokio::spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => {
-                        let _ = wake.try_send(());
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        warn!("session events connection failed: {e}");
-                        return;
-                    }
-                    None => return,
-                }
-            }
-        });
-        let _stop_driver = AbortOnDrop(driver);
-        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-            return CycleEnd::Lost { why: format!("LISTEN failed: {e}"), followed: false };
-        }
         // After every (re)connect: whatever was missed meanwhile.
         if let Err(e) = self.store.catch_up(&client).await {
             return CycleEnd::Lost { why: format!("catch-up failed: {e}"), followed: false };
@@ -503,15 +481,6 @@ async fn sweep_tables(client: &tokio_postgres::Client, now: u64) -> Result<(), t
         debug!("session tables swept: {codes} fetch code(s), {events} event(s)");
     }
     Ok(())
-}
-
-/// Stops the connection's driver when a cycle ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[async_trait]

@@ -23,7 +23,6 @@ use log::{error, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio_postgres::GenericClient;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{Tenant, TenantStore, TenantTable};
 use crate::clock::unix_now;
@@ -478,33 +477,10 @@ impl PostgresSource {
 
     /// Connect, LISTEN, resync, then reload each notified tenant until the connection is lost.
     async fn cycle(&self, shutdown: &mut ShutdownWatch) -> CycleEnd {
-        let (client, mut connection) = match tokio_postgres::connect(&self.db.url, NoTls).await {
-            Ok(pair) => pair,
-            Err(e) => return CycleEnd::Lost(format!("cannot connect: {e}")),
+        let (client, mut notified, _listening) = match crate::db::listen(&self.db.url, CHANNEL).await {
+            Ok(listening) => listening,
+            Err(e) => return CycleEnd::Lost(e),
         };
-        // The connection is driven here, not just spawned: spawning it alone drops notifications.
-        let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let driver = tokio::spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(n))) => {
-                        if tx.send(n.payload().to_owned()).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        warn!("LISTEN connection failed: {e}");
-                        return;
-                    }
-                    None => return,
-                }
-            }
-        });
-        let _stop_driver = AbortOnDrop(driver);
-        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-            return CycleEnd::Lost(format!("LISTEN failed: {e}"));
-        }
         // Listening now; what changed before (or while disconnected) is caught by a resync.
         if let Err(e) = self.reload(None).await {
             return CycleEnd::Lost(e);
@@ -544,15 +520,6 @@ impl PostgresSource {
                 }
             }
         }
-    }
-}
-
-/// Stops the LISTEN connection's driver when a cycle ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
