@@ -4,7 +4,7 @@
 -- never stored). Redeeming is one conditional UPDATE, so of all the instances that receive the
 -- same code exactly one hands out the token.
 -- session_events: an append-only, versioned log of session ends (the LMS's abandon/end,
--- revocations). Every instance keeps the ends in memory (the hot path reads no database); it
+-- `terminated`) and revocations (of a session, one token, or a learner). Every instance keeps the ends in memory (the hot path reads no database); it
 -- catches up by version when woken by NOTIFY lrsgate_sessions (sent in batches, never from a
 -- request's own transaction) and at least every second.
 -- session_progress: the cmi5-defined verbs each session has sent (bits, policy::Progress). A
@@ -28,10 +28,14 @@ CREATE INDEX fetch_codes_keep_until ON fetch_codes (keep_until);
 CREATE TABLE session_events (
     version     bigserial PRIMARY KEY,
     tenant_id   text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
-    session_id  text NOT NULL,
-    -- 'terminated': the LRS stored the AU's terminated at terminated_at (the grace runs from it).
+    -- What the event is about: a session (its id), one token (its jti), or every token a
+    -- learner holds (the hex SHA-256 learner key, never the learner's identity itself).
+    kind        text NOT NULL DEFAULT 'session' CHECK (kind IN ('session', 'jti', 'learner')),
+    subject     text NOT NULL,
+    -- 'terminated' (sessions only): the LRS stored the AU's terminated at `at`, the grace runs
+    -- from it. For a learner, tokens issued up to `at` are revoked.
     reason      text NOT NULL CHECK (reason IN ('abandoned', 'ended', 'revoked', 'terminated')),
-    terminated_at bigint,
+    at          bigint,
     keep_until  bigint NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: HostCommand,
     },
+    /// End or revoke sessions fleet-wide (Postgres mode).
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// A tenant's LRS nodes (Postgres mode).
     Upstream {
         #[command(subcommand)]
@@ -139,6 +144,25 @@ enum TenantCommand {
         username: String,
         #[arg(long, default_value = "LRSGATE_LRS_PASSWORD")]
         password_env: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// Refuse a session's tokens, one token, or every token a learner was issued so far, on
+    /// every instance within about a second.
+    Revoke {
+        tenant: String,
+        #[arg(long, conflicts_with_all = ["jti", "learner"], required_unless_present_any = ["jti", "learner"])]
+        session: Option<String>,
+        #[arg(long, conflicts_with = "learner")]
+        jti: Option<String>,
+        /// The learner as an xAPI Agent (JSON).
+        #[arg(long)]
+        learner: Option<String>,
+        /// `revoked`, or for a session also `abandoned` or `ended`.
+        #[arg(long, default_value = "revoked")]
+        reason: String,
     },
 }
 
@@ -350,6 +374,24 @@ async fn run(db: &DatabaseSettings, command: Command) -> Result<serde_json::Valu
             HostCommand::Add { tenant, host } => with(ops::add_host(c, &tenant, &host)).await,
             HostCommand::Remove { tenant, host } => done(ops::remove_host(c, &tenant, &host).await),
         },
+        Command::Session { command: SessionCommand::Revoke { tenant, session, jti, learner, reason } } => {
+            let learner = match learner.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+                Some(Ok(agent)) => Some(agent),
+                Some(Err(e)) => return Err(format!("--learner is not JSON: {e}")),
+                None => None,
+            };
+            let mut body = serde_json::json!({ "reason": reason });
+            for (name, value) in
+                [("session_id", session.map(Into::into)), ("jti", jti.map(Into::into)), ("learner", learner)]
+            {
+                if let Some(value) = value {
+                    body[name] = value;
+                }
+            }
+            let request = lrsgate::token_service::request::EndRequest::parse(body.to_string().as_bytes())
+                .map_err(|e| e.to_string())?;
+            with(ops::revoke(c, &tenant, &request, lrsgate::clock::unix_now())).await
+        }
         Command::Upstream { command } => match command {
             UpstreamCommand::Add { tenant, url, weight } => with(ops::add_upstream(c, &tenant, &url, weight)).await,
             UpstreamCommand::Remove { tenant, id } => done(ops::remove_upstream(c, &tenant, id).await),

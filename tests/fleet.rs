@@ -183,7 +183,7 @@ fn an_end_whose_notification_was_lost_is_caught_up_by_version() {
     assert_eq!(write(&f.gates[2], &token, "s-quiet").status, 200);
     // Written straight into the log: no instance sends a NOTIFY for it.
     f.db.pg.sql(&format!(
-        "INSERT INTO session_events (tenant_id, session_id, reason, keep_until) VALUES ('acme', 's-quiet', 'revoked', {})",
+        "INSERT INTO session_events (tenant_id, subject, reason, keep_until) VALUES ('acme', 's-quiet', 'revoked', {})",
         u32::MAX
     ));
     for i in 0..3 {
@@ -337,4 +337,60 @@ fn a_full_fleet_restart_while_postgres_is_down_serves_from_the_snapshot_cache() 
 
 fn read_ok(path: &std::path::Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.starts_with('{'))
+}
+
+#[test]
+fn a_token_or_a_learner_revoked_anywhere_is_refused_everywhere() {
+    let f = fleet();
+    let issue = |i: usize, session: &str| {
+        let mut request = token_request();
+        request["session_id"] = json!(session);
+        let r = f.gates[i].issue("acme.test", &f.key, &request);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let reply = r.json();
+        (reply["token"].as_str().unwrap().to_owned(), reply["jti"].as_str().unwrap().to_owned())
+    };
+    let bearer = |gate: &Gate, token: &str, session: &str| {
+        gate.edge(&Req::statements(token, statement_in(session).to_string().into_bytes())).status
+    };
+    let revoke = |i: usize, body: Value| {
+        send(
+            f.gates[i].token,
+            &Req::post("/auth/sessions/end", body.to_string().into_bytes())
+                .header("Authorization", &format!("Bearer {}", f.key))
+                .header("Content-Type", "application/json"),
+        )
+    };
+    // One token of a session revoked; the other token of the same session still works.
+    let (first, first_jti) = issue(0, "s-two-tokens");
+    let (second, _) = issue(1, "s-two-tokens");
+    let r = revoke(2, json!({"jti": first_jti, "reason": "revoked"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    for gate in &f.gates {
+        eventually(Duration::from_secs(5), "the revoked token is refused", || {
+            bearer(gate, &first, "s-two-tokens") == 401
+        });
+        assert_eq!(bearer(gate, &second, "s-two-tokens"), 200, "the other token is not revoked");
+    }
+
+    // A learner revoked by the operator (CLI): every token issued so far, on every instance;
+    // a token issued afterwards works.
+    let (a, _) = issue(0, "s-learner-a");
+    let (b, _) = issue(1, "s-learner-b");
+    let learner = token_request()["actor"].to_string();
+    // Issued in an earlier second than the revocation (token times are whole seconds).
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = f.db.cli(&["session", "revoke", "acme", "--learner", &learner]).unwrap();
+    assert_eq!(out["ended"], "revoked");
+    assert!(out["learner_key"].as_str().is_some_and(|k| k.len() == 64) && !out.to_string().contains("learner-1"));
+    for gate in &f.gates {
+        eventually(Duration::from_secs(5), "the learner's tokens are refused", || {
+            bearer(gate, &a, "s-learner-a") == 401 && bearer(gate, &b, "s-learner-b") == 401
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let (later, _) = issue(2, "s-learner-c");
+    for gate in &f.gates {
+        assert_eq!(bearer(gate, &later, "s-learner-c"), 200, "a token issued after the revocation");
+    }
 }

@@ -39,6 +39,7 @@ use crate::denial::Denial;
 use crate::http_io::{bearer_credential, json_response, read_bounded};
 use crate::metrics;
 use crate::secrets::MasterKeys;
+use crate::token_service::request::EndRequest;
 
 /// Largest admin request body (certificates included).
 const MAX_BODY: usize = 256 * 1024;
@@ -227,6 +228,11 @@ impl AdminService {
                 let b: CertificateBody = parse(body)?;
                 ops::put_certificate(client, m, id, &decode(host), &b.cert_pem, &b.key_pem).await.map_err(e)?;
                 done()
+            }
+            (&Method::POST, ["tenants", id, "revocations"]) => {
+                // The body of the LMS's `POST /auth/sessions/end`: session_id, jti or learner.
+                let request = EndRequest::parse(body).map_err(Denial::TokenRequest)?;
+                ok(ops::revoke(client, id, &request, crate::clock::unix_now()).await.map_err(e)?)
             }
             (_, ["tenants", ..]) => Err(Denial::MethodNotAllowed),
             _ => Err(Denial::UnknownRoute),

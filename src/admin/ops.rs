@@ -12,10 +12,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 
 use crate::auth::apikey;
+use crate::auth::sessions::learner_key;
 use crate::config::tenants::parse_node;
 use crate::edge::cors::parse_origin;
 use crate::secrets::{place, MasterKeys};
 use crate::tenant::tls::CertifiedKey;
+use crate::token_service::request::{EndRequest, EndTarget};
+use serde_json::json;
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +397,43 @@ pub async fn put_certificate(
 }
 
 /// A new admin API key: (id, key), the key shown once.
+/// End or revoke, fleet-wide, for an operator (admin API, `lrsgate session revoke`): a session,
+/// one token or a learner's tokens, as the LMS's `POST /auth/sessions/end` does. Appended to the
+/// fleet's log without a NOTIFY (every instance catches up within about a second).
+pub async fn revoke(
+    client: &impl GenericClient,
+    tenant: &str,
+    request: &EndRequest,
+    now: u64,
+) -> Result<serde_json::Value> {
+    require_tenant(client, tenant).await?;
+    let row = client
+        .query_one(
+            "SELECT GREATEST(COALESCE(session_max_seconds, 28800), COALESCE(max_ttl_seconds, 28800)) FROM tenants WHERE id = $1",
+            &[&tenant],
+        )
+        .await?;
+    let longest: i64 = row.get(0);
+    let keep_until = i64::try_from(now).unwrap_or(i64::MAX).saturating_add(longest);
+    let (kind, subject, answer) = match &request.target {
+        EndTarget::Session(id) => ("session", id.clone(), json!({"session_id": id})),
+        EndTarget::Token(jti) => ("jti", jti.clone(), json!({"jti": jti})),
+        EndTarget::Learner(actor) => {
+            let key = learner_key(actor);
+            ("learner", key.clone(), json!({"learner_key": key}))
+        }
+    };
+    client
+        .execute(
+            "INSERT INTO session_events (tenant_id, kind, subject, reason, at, keep_until) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&tenant, &kind, &subject, &request.reason.as_str(), &i64::try_from(now).unwrap_or(i64::MAX), &keep_until],
+        )
+        .await?;
+    let mut answer = answer;
+    answer["ended"] = json!(request.reason.as_str());
+    Ok(answer)
+}
+
 pub async fn create_admin_key(client: &impl GenericClient, description: &str) -> Result<(i64, String)> {
     let (key, _) = apikey::generate();
     let key = key.replacen("lrsk_", "lrsa_", 1);

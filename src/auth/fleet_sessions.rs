@@ -29,7 +29,7 @@ use pingora::services::background::BackgroundService;
 use super::claims::SessionClaims;
 use super::sessions::{
     fetch_key, AdvanceError, EndReason, FetchCode, FetchRefusal, FetchTicket, MemorySessions, ProgressJudge,
-    Reservation, SessionRecord, SessionStore, SharedSettle, StoreError, SweepCounts,
+    Reservation, Revocation, SessionRecord, SessionStore, SharedSettle, StoreError, SweepCounts,
 };
 use crate::metrics;
 use crate::policy::Progress;
@@ -98,7 +98,7 @@ impl FleetSessions {
         let after = self.applied_version.load(Ordering::Acquire);
         let rows = client
             .query(
-                "SELECT version, tenant_id, session_id, reason, keep_until, terminated_at FROM session_events
+                "SELECT version, tenant_id, kind, subject, reason, keep_until, at FROM session_events
                  WHERE version > $1 OR created_at > now() - make_interval(secs => $2)
                  ORDER BY version",
                 &[&after, &f64::from(REREAD_WINDOW_SECONDS)],
@@ -107,16 +107,24 @@ impl FleetSessions {
         let mut newest = after;
         for row in &rows {
             let version: i64 = row.get(0);
-            let (tenant_id, session_id, reason): (&str, &str, &str) = (row.get(1), row.get(2), row.get(3));
-            let keep_until = u64::try_from(row.get::<_, i64>(4)).unwrap_or(0);
+            let (tenant_id, kind, subject, reason): (&str, &str, &str, &str) =
+                (row.get(1), row.get(2), row.get(3), row.get(4));
+            let keep_until = u64::try_from(row.get::<_, i64>(5)).unwrap_or(0);
+            let at = row.get::<_, Option<i64>>(6).and_then(|t| u64::try_from(t).ok()).unwrap_or(u64::MAX);
             // Applying an event twice changes nothing.
-            if reason == "terminated" {
-                let at = row.get::<_, Option<i64>>(5).and_then(|t| u64::try_from(t).ok()).unwrap_or(1);
-                self.local.track(tenant_id, session_id, 0, keep_until).mark_terminated(at);
-            } else {
-                // A reason the schema allows but this version does not know ends the session too.
-                let reason = EndReason::from_lms(reason).unwrap_or(EndReason::Revoked);
-                let _ = self.local.end(tenant_id, session_id, reason, keep_until).await;
+            match (kind, reason) {
+                ("session", "terminated") => self.local.track(tenant_id, subject, 0, keep_until).mark_terminated(at),
+                ("jti", _) => {
+                    let _ = self.local.revoke(tenant_id, &Revocation::Token(subject.into()), at, keep_until).await;
+                }
+                ("learner", _) => {
+                    let _ = self.local.revoke(tenant_id, &Revocation::Learner(subject.into()), at, keep_until).await;
+                }
+                _ => {
+                    // A reason the schema allows but this version does not know ends it too.
+                    let reason = EndReason::from_lms(reason).unwrap_or(EndReason::Revoked);
+                    let _ = self.local.end(tenant_id, subject, reason, keep_until).await;
+                }
             }
             newest = newest.max(version);
         }
@@ -238,8 +246,8 @@ impl SharedSettle for FleetSettle {
                 let recorded = async {
                     let client = store.client().await?;
                     within(client.execute(
-                        "INSERT INTO session_events (tenant_id, session_id, reason, terminated_at, keep_until)
-                         VALUES ($1, $2, 'terminated', $3, $4)",
+                        "INSERT INTO session_events (tenant_id, kind, subject, reason, at, keep_until)
+                         VALUES ($1, 'session', $2, 'terminated', $3, $4)",
                         &[&tenant_id, &session_id, &seconds(at), &seconds(keep_until)],
                     ))
                     .await
@@ -341,13 +349,32 @@ impl SessionStore for FleetSessions {
     ) -> Result<(), StoreError> {
         let client = self.client().await.map_err(|e| failed("end", e))?;
         within(client.execute(
-            "INSERT INTO session_events (tenant_id, session_id, reason, keep_until) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO session_events (tenant_id, kind, subject, reason, keep_until) VALUES ($1, 'session', $2, $3, $4)",
             &[&tenant_id, &session_id, &reason.as_str(), &seconds(keep_until)],
         ))
         .await
         .map_err(|e| failed("end", e))?;
         // Enforced here at once; the others within a second.
         self.local.end(tenant_id, session_id, reason, keep_until).await?;
+        self.appended.notify_one();
+        Ok(())
+    }
+
+    fn token_revoked(&self, tenant_id: &str, jti: &str, issued_at: u64, learner_key: &dyn Fn() -> String) -> bool {
+        self.local.token_revoked(tenant_id, jti, issued_at, learner_key)
+    }
+
+    async fn revoke(&self, tenant_id: &str, target: &Revocation, at: u64, keep_until: u64) -> Result<(), StoreError> {
+        let client = self.client().await.map_err(|e| failed("revoke", e))?;
+        let (kind, subject) = target.kind_and_subject();
+        within(client.execute(
+            "INSERT INTO session_events (tenant_id, kind, subject, reason, at, keep_until)
+             VALUES ($1, $2, $3, 'revoked', $4, $5)",
+            &[&tenant_id, &kind, &subject, &seconds(at), &seconds(keep_until)],
+        ))
+        .await
+        .map_err(|e| failed("revoke", e))?;
+        self.local.revoke(tenant_id, target, at, keep_until).await?;
         self.appended.notify_one();
         Ok(())
     }

@@ -334,6 +334,15 @@ pub trait SessionStore: Send + Sync {
         record.reserve(judge).map_err(AdvanceError::Refused)
     }
 
+    /// Hot path: whether the token `jti` (issued at `issued_at`) is revoked, by its id or as
+    /// one of its learner's (`learner_key`, computed only if some learner of the tenant is
+    /// revoked). No I/O, no lock.
+    fn token_revoked(&self, tenant_id: &str, jti: &str, issued_at: u64, learner_key: &dyn Fn() -> String) -> bool;
+
+    /// Revoke one token (by `jti`) or every token a learner was issued until `at` (by learner
+    /// key), kept until `keep_until`.
+    async fn revoke(&self, tenant_id: &str, target: &Revocation, at: u64, keep_until: u64) -> Result<(), StoreError>;
+
     /// End a session (the LMS's abandon/end, or a revocation), kept until `keep_until`.
     async fn end(
         &self,
@@ -360,14 +369,52 @@ pub trait SessionStore: Send + Sync {
 pub struct MemorySessions {
     sessions: papaya::HashMap<String, Arc<SessionRecord>>,
     fetch: papaya::HashMap<[u8; 32], FetchEntry>,
+    /// Revoked tokens: tenant + jti → keep until.
+    revoked_tokens: papaya::HashMap<String, u64>,
+    /// Revoked learners: tenant + learner key → (tokens issued until, keep until).
+    revoked_learners: papaya::HashMap<String, (u64, u64)>,
     /// Unix seconds when this store was made.
     started_at: u64,
 }
 
 impl MemorySessions {
     pub fn new(started_at: u64) -> Self {
-        MemorySessions { sessions: papaya::HashMap::new(), fetch: papaya::HashMap::new(), started_at }
+        MemorySessions {
+            sessions: papaya::HashMap::new(),
+            fetch: papaya::HashMap::new(),
+            revoked_tokens: papaya::HashMap::new(),
+            revoked_learners: papaya::HashMap::new(),
+            started_at,
+        }
     }
+}
+
+/// What a revocation names beyond a session (that is [`SessionStore::end`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by its `jti`.
+    Token(String),
+    /// Every token issued to a learner until the revocation (by [`learner_key`]).
+    Learner(String),
+}
+
+impl Revocation {
+    /// The event kind and subject as the fleet's log stores them.
+    pub fn kind_and_subject(&self) -> (&'static str, &str) {
+        match self {
+            Revocation::Token(jti) => ("jti", jti),
+            Revocation::Learner(key) => ("learner", key),
+        }
+    }
+}
+
+/// A learner's key for revocations: the hex SHA-256 of the learner's canonical identity, the
+/// same on every instance (the log and the API never carry the identity itself).
+pub fn learner_key(actor: &crate::xapi::agent::Ifi) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"lrsgate-learner\0");
+    hash.update(actor.agent_json().to_string().as_bytes());
+    hex::encode(hash.finalize())
 }
 
 /// A fetch code in memory: whole while it can still be redeemed, then only a tombstone (whose
@@ -414,6 +461,37 @@ impl SessionStore for MemorySessions {
         });
         record.keep_until.fetch_max(keep_until, Ordering::AcqRel);
         record.clone()
+    }
+
+    fn token_revoked(&self, tenant_id: &str, jti: &str, issued_at: u64, learner_key: &dyn Fn() -> String) -> bool {
+        // Nothing to look up (the common case) costs two loads.
+        if !self.revoked_tokens.is_empty() && self.revoked_tokens.pin().contains_key(&session_key(tenant_id, jti)) {
+            return true;
+        }
+        !self.revoked_learners.is_empty()
+            && self
+                .revoked_learners
+                .pin()
+                .get(&session_key(tenant_id, &learner_key()))
+                .is_some_and(|(until, _)| issued_at <= *until)
+    }
+
+    async fn revoke(&self, tenant_id: &str, target: &Revocation, at: u64, keep_until: u64) -> Result<(), StoreError> {
+        match target {
+            Revocation::Token(jti) => {
+                let tokens = self.revoked_tokens.pin();
+                tokens.update_or_insert(session_key(tenant_id, jti), |k| (*k).max(keep_until), keep_until);
+            }
+            Revocation::Learner(key) => {
+                let learners = self.revoked_learners.pin();
+                learners.update_or_insert(
+                    session_key(tenant_id, key),
+                    |(until, keep)| ((*until).max(at), (*keep).max(keep_until)),
+                    (at, keep_until),
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn end(
@@ -482,6 +560,8 @@ impl SessionStore for MemorySessions {
         for (key, tombstone) in stale {
             fetch.insert(key, tombstone);
         }
+        self.revoked_tokens.pin().retain(|_, keep_until| *keep_until > now);
+        self.revoked_learners.pin().retain(|_, (_, keep_until)| *keep_until > now);
         SweepCounts {
             sessions_removed: before.saturating_sub(tracked),
             fetch_codes_removed: codes_before.saturating_sub(fetch.len()),
@@ -626,6 +706,24 @@ mod tests {
             assert_eq!(block_on(store.redeem_fetch(code.as_str(), "other", 300)), Err(FetchRefusal::Invalid));
         }
         assert!(std::mem::size_of::<FetchEntry>() <= 32, "a tombstone is a few words");
+    }
+
+    #[test]
+    fn tokens_and_learners_are_revoked() {
+        let store = MemorySessions::new(0);
+        let key = || "learner-key-1".to_owned();
+        let never = || -> String { panic!("the learner key is computed only when a learner is revoked") };
+        assert!(!store.token_revoked("acme", "j-1", 100, &never));
+        block_on(store.revoke("acme", &Revocation::Token("j-1".into()), 150, 1000)).unwrap();
+        assert!(store.token_revoked("acme", "j-1", 100, &never));
+        assert!(!store.token_revoked("acme", "j-2", 100, &never), "another token");
+        assert!(!store.token_revoked("other", "j-1", 100, &never), "another tenant");
+        block_on(store.revoke("acme", &Revocation::Learner(key()), 150, 1000)).unwrap();
+        assert!(store.token_revoked("acme", "j-3", 150, &key), "issued before the revocation");
+        assert!(!store.token_revoked("acme", "j-4", 151, &key), "issued after it");
+        assert!(!store.token_revoked("acme", "j-3", 100, &|| "someone-else".into()));
+        store.sweep(1000);
+        assert!(!store.token_revoked("acme", "j-1", 100, &key), "forgotten once no token can be presented");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::reads::ReadKind;
 use super::tls::Sni;
 use crate::auth::claims::SessionClaims;
 use crate::auth::cursor::CursorError;
-use crate::auth::sessions::{AdvanceError, FetchRefusal, SessionStore};
+use crate::auth::sessions::{learner_key, AdvanceError, EndReason, FetchRefusal, SessionStore};
 use crate::auth::verify::{token_from_authorization, Verified};
 use crate::clock::unix_now;
 use crate::config::tenants::TenantStatus;
@@ -170,6 +170,9 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     let (claims, grant) = (&verified.claims, &verified.grant);
     if let Some(record) = state.sessions.lookup(&tenant.id, &claims.session_id) {
         record.status(now, tenant.sessions.terminated_grace_seconds).map_err(Denial::SessionEnded)?;
+    }
+    if state.sessions.token_revoked(&tenant.id, &claims.jti, claims.iat, &|| learner_key(&grant.actor)) {
+        return Err(Denial::SessionEnded(EndReason::Revoked));
     }
 
     let req = session.req_header();

@@ -6,7 +6,7 @@
 //! The auth-token is the session token itself, exactly what the edge accepts after `Basic `.
 
 use crate::auth::issue;
-use crate::auth::sessions::{FetchCode, FetchRefusal, SessionStore};
+use crate::auth::sessions::{learner_key, FetchCode, FetchRefusal, SessionStore};
 use crate::denial::Denial;
 use crate::tenant::Tenant;
 
@@ -26,6 +26,11 @@ pub async fn redeem(code: &str, tenant: &Tenant, sessions: &dyn SessionStore, no
         if record.status(now, tenant.sessions.terminated_grace_seconds).is_err() {
             return Err(Denial::Fetch(FetchRefusal::UsedOrExpired));
         }
+    }
+    // Or revoked (this token, or its learner) before it was fetched.
+    let learner = || claims.grant(&tenant.courses).map(|g| learner_key(&g.actor)).unwrap_or_default();
+    if sessions.token_revoked(&tenant.id, &claims.jti, claims.iat, &learner) {
+        return Err(Denial::Fetch(FetchRefusal::UsedOrExpired));
     }
     issue::sign(&claims, &tenant.keys).map_err(|e| {
         log::error!("signing a fetched token failed for tenant {}: {e}", tenant.id);

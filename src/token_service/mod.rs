@@ -16,8 +16,8 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use self::request::{EndRequest, TokenRequest};
-use crate::auth::sessions::{FetchCode, FetchTicket, SessionStore};
+use self::request::{EndRequest, EndTarget, TokenRequest};
+use crate::auth::sessions::{learner_key, FetchCode, FetchTicket, Revocation, SessionStore};
 use crate::auth::{apikey, issue};
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
@@ -110,6 +110,8 @@ impl TokenService {
             "expires_at": rfc3339(claims.exp),
             "expires_in": claims.exp - now,
             "session_id": claims.session_id,
+            // What the LMS names to revoke this one token later.
+            "jti": claims.jti,
         });
         if request.cmi5_delivery {
             let origin = tenant.public_origin.as_deref().ok_or(Denial::DeliveryUnavailable)?;
@@ -142,24 +144,44 @@ impl TokenService {
         Ok(json_response(200, reply.to_string().into_bytes()))
     }
 
-    /// `POST /auth/sessions/end`: every token of the session is refused from now on
-    /// (401 `session_ended`), and an unused fetch URL no longer gives a token.
+    /// `POST /auth/sessions/end`: every token of the session (or the one token, or every token
+    /// the learner was issued so far) is refused from now on (401 `session_ended`) on every
+    /// instance, and an unused fetch URL no longer gives a token.
     async fn end_session(&self, tenant: &Tenant, body: &Bytes, now: u64) -> Result<Response<Vec<u8>>, Denial> {
         let request = EndRequest::parse(body).map_err(Denial::TokenRequest)?;
-        // Kept as long as any token of the session can still be presented.
+        // Kept as long as any token it names can still be presented.
         let keep_until = now + tenant.sessions.max_seconds.max(tenant.max_ttl_seconds);
-        self.sessions.end(&tenant.id, &request.session_id, request.reason, keep_until).await.map_err(|e| {
+        let (stored, reply) = match &request.target {
+            EndTarget::Session(id) => (
+                self.sessions.end(&tenant.id, id, request.reason, keep_until).await,
+                json!({ "session_id": id, "ended": request.reason.as_str() }),
+            ),
+            EndTarget::Token(jti) => (
+                self.sessions.revoke(&tenant.id, &Revocation::Token(jti.clone()), now, keep_until).await,
+                json!({ "jti": jti, "ended": "revoked" }),
+            ),
+            EndTarget::Learner(actor) => {
+                // The learner's key, never the identity, is what is stored and answered.
+                let key = learner_key(actor);
+                let stored = self.sessions.revoke(&tenant.id, &Revocation::Learner(key.clone()), now, keep_until).await;
+                (stored, json!({ "learner_key": key, "ended": "revoked" }))
+            }
+        };
+        stored.map_err(|e| {
             error!("ending a session failed for tenant {}: {}", tenant.id, e.0);
             Denial::StoreUnavailable
         })?;
         metrics::SESSIONS_ENDED.with_label_values(&[request.reason.as_str()]).inc();
         info!(
-            "session ended by the LMS: tenant={} session={} reason={}",
+            "ended by the LMS: tenant={} {} reason={}",
             tenant.id,
-            request.session_id,
+            match &request.target {
+                EndTarget::Session(id) => format!("session={id}"),
+                EndTarget::Token(jti) => format!("jti={jti}"),
+                EndTarget::Learner(_) => format!("learner={}", reply["learner_key"].as_str().unwrap_or_default()),
+            },
             request.reason.as_str()
         );
-        let reply = json!({ "session_id": request.session_id, "ended": request.reason.as_str() });
         Ok(json_response(200, reply.to_string().into_bytes()))
     }
 }

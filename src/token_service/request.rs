@@ -240,15 +240,29 @@ impl TokenRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EndRequestBody {
-    session_id: String,
+    session_id: Option<String>,
+    jti: Option<String>,
+    learner: Option<Value>,
     reason: String,
 }
 
+/// What an LMS ends or revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndTarget {
+    /// Every token of a session (abandoned, ended or revoked).
+    Session(String),
+    /// One token, by its `jti` (revoked).
+    Token(String),
+    /// Every token issued to the learner so far (revoked); tokens issued later work.
+    Learner(Ifi),
+}
+
 /// The LMS ends a session (`POST /auth/sessions/end`): abandoned (cmi5 §9.3.6), ended, or
-/// revoked. Every token of that session is refused from then on.
+/// revoked; or revokes one token (`jti`) or a learner's tokens (`learner`, an Agent). Exactly
+/// one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndRequest {
-    pub session_id: String,
+    pub target: EndTarget,
     pub reason: EndReason,
 }
 
@@ -256,11 +270,23 @@ impl EndRequest {
     pub fn parse(body: &[u8]) -> Result<Self, TokenRequestError> {
         let value = strict_json::parse(body).map_err(TokenRequestError::Json)?;
         let raw: EndRequestBody = serde_json::from_value(value).map_err(|e| TokenRequestError::Shape(e.to_string()))?;
-        if !valid_session_id(&raw.session_id) {
-            return Err(TokenRequestError::SessionId);
-        }
         let reason = EndReason::from_lms(&raw.reason).ok_or(TokenRequestError::EndReason)?;
-        Ok(EndRequest { session_id: raw.session_id, reason })
+        let target = match (raw.session_id, raw.jti, raw.learner) {
+            (Some(id), None, None) if valid_session_id(&id) => EndTarget::Session(id),
+            (Some(_), None, None) => return Err(TokenRequestError::SessionId),
+            (None, Some(jti), None) if valid_session_id(&jti) => EndTarget::Token(jti),
+            (None, None, Some(agent)) => EndTarget::Learner(parse_agent(&agent).map_err(TokenRequestError::Actor)?),
+            _ => {
+                return Err(TokenRequestError::Shape(
+                    "give exactly one of session_id, jti (one token) or learner (an Agent)".into(),
+                ))
+            }
+        };
+        // A token or a learner is revoked; abandoning or ending is said of a session.
+        if !matches!(target, EndTarget::Session(_)) && reason != EndReason::Revoked {
+            return Err(TokenRequestError::EndReason);
+        }
+        Ok(EndRequest { target, reason })
     }
 }
 
@@ -475,8 +501,28 @@ mod tests {
         let parse = |v: Value| EndRequest::parse(v.to_string().as_bytes());
         assert_eq!(
             parse(json!({"session_id": "s-1", "reason": "abandoned"})),
-            Ok(EndRequest { session_id: "s-1".into(), reason: EndReason::Abandoned })
+            Ok(EndRequest { target: EndTarget::Session("s-1".into()), reason: EndReason::Abandoned })
         );
+        assert_eq!(
+            parse(json!({"jti": "j-1", "reason": "revoked"})),
+            Ok(EndRequest { target: EndTarget::Token("j-1".into()), reason: EndReason::Revoked })
+        );
+        let learner = json!({"objectType": "Agent", "mbox": "mailto:l@x.org"});
+        assert_eq!(
+            parse(json!({"learner": learner, "reason": "revoked"})).map(|r| r.target),
+            Ok(EndTarget::Learner(Ifi::Mbox("mailto:l@x.org".into())))
+        );
+        for (rule, body) in [
+            ("two_targets", json!({"session_id": "s-1", "jti": "j-1", "reason": "revoked"})),
+            ("no_target", json!({"reason": "revoked"})),
+        ] {
+            assert!(matches!(parse(body), Err(TokenRequestError::Shape(_))), "{rule}");
+        }
+        assert_eq!(parse(json!({"jti": "j-1", "reason": "abandoned"})), Err(TokenRequestError::EndReason));
+        assert!(matches!(
+            parse(json!({"learner": {"name": "no IFI"}, "reason": "revoked"})),
+            Err(TokenRequestError::Actor(_))
+        ));
         assert_eq!(parse(json!({"session_id": "s-1", "reason": "revoked"})).map(|r| r.reason), Ok(EndReason::Revoked));
         assert_eq!(parse(json!({"session_id": "s-1", "reason": "terminated"})), Err(TokenRequestError::EndReason));
         assert_eq!(parse(json!({"session_id": "", "reason": "ended"})), Err(TokenRequestError::SessionId));
