@@ -7,7 +7,8 @@
 #
 # Results: bench/results/bench.md, bench/results/bench.json and bench/results/latency.svg.
 # SCENARIOS (default all): post_1kb latency post_batch10 post_batch100 get_list get_single issue
-# fetch idle tenants micro scale. `micro` runs the criterion micro-benches (bench/micro.rs),
+# fetch idle tenants micro fleet scale. `micro` runs the criterion micro-benches (bench/micro.rs),
+# `fleet` three instances in Postgres mode against file mode (bench/fleet.rs),
 # `scale` Postgres mode at SCALE_TENANTS (100,000) tenants (bench/tenants_scale.rs, its own
 # PostgreSQL); both append their figures to the report. `latency` is post_1kb over one connection: the latency lrsgate adds to an
 # unloaded request (the 32-connection runs measure throughput, their p50 is mostly queueing). TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
@@ -33,7 +34,7 @@ command -v taskset >/dev/null || need+=(util-linux)
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 secs=${1:-10}; conns=${2:-32}
-scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants micro scale}
+scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants micro fleet scale}
 tenant_counts=${TENANT_COUNTS:-1 1000 100000}
 idle_n=${IDLE_CONNECTIONS:-10000}
 cargo build --release --locked --bins -q
@@ -221,6 +222,12 @@ for scenario in $scenarios; do
           | awk '/time:/ { name = ($1 == "time:") ? prev : $1; sub(/.*time: +\[/, ""); sub(/\].*$/, "");
                            if (name !~ /:$/) print "| " name " | " $0 " |" }
                  { if ($1 != "time:") prev = $1 }'
+      } >> "$work/appendix.md"
+      ;;
+    fleet)
+      stop_gate
+      { echo; echo "### Fleet mode (\`cargo bench --bench fleet\`: three instances on one Postgres, against file mode)"; echo
+        echo '```json'; cargo bench --locked --bench fleet 2>/dev/null | tail -1; echo '```'
       } >> "$work/appendix.md"
       ;;
     scale)
