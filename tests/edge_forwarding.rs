@@ -534,3 +534,33 @@ fn attachments_true_reads_with_a_preamble_round_trip() {
         assert_eq!(lrsgate_parts.map(|p| p.len()).ok(), Some(2), "{rule}: well framed for the client");
     }
 }
+
+#[test]
+fn every_successful_answer_to_a_judged_read_is_judged_and_no_redirect_is_relayed() {
+    for (lrs_status, client_status) in [(203u16, 203u16), (206, 206), (302, 502), (307, 502)] {
+        let lrs = StandIn::start_with(&["--read-status", &lrs_status.to_string()]);
+        let gate = Gate::start(GateOptions::new(&[lrs.port]));
+        let token = gate.token();
+        let own = statement();
+        let mut other = statement();
+        other["actor"]["account"]["name"] = json!("learner-2");
+        for s in [&own, &other] {
+            let r = lrs.direct(Req::post("/xapi/statements", s.to_string().into_bytes()).xapi_json());
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        let read = |target: String| gate.edge(&doc("GET", &target, &token, b""));
+        let list = read("/xapi/statements".into());
+        assert_eq!(list.status, client_status, "{lrs_status}: {}", list.text());
+        let single = read(format!("/xapi/statements?statementId={}", other["id"].as_str().unwrap()));
+        if client_status == 502 {
+            assert_eq!(list.reason(), "upstream_invalid_response", "{lrs_status}");
+            assert_eq!(single.reason(), "upstream_invalid_response", "{lrs_status}");
+            assert!(list.header("location").is_none());
+            continue;
+        }
+        let text = list.text();
+        assert!(text.contains(own["id"].as_str().unwrap()), "{lrs_status}: the own statement is shown");
+        assert!(!text.contains(other["id"].as_str().unwrap()), "{lrs_status}: another learner's is judged out");
+        assert_eq!((single.status, single.reason().as_str()), (404, "statement_not_found"), "{lrs_status}");
+    }
+}

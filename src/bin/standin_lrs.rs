@@ -10,9 +10,11 @@
 //! included) except those opened to inspect the stand-in.
 //!
 //! Usage: `standin-lrs [--listen 127.0.0.1:9000] [--base /xapi] [--credential user:pass] [--no-record]
-//! [--max-statements N] [--cors]` (`--no-record` keeps no request log and, unless `--max-statements`
-//! says otherwise, no statements: for load tests; `--cors` adds permissive CORS headers to every
-//! answer, as some LRSs do, so tests can prove lrsgate replaces them)
+//! [--max-statements N] [--cors] [--read-status N]` (`--no-record` keeps no request log and, unless
+//! `--max-statements` says otherwise, no statements: for load tests; `--cors` adds permissive CORS
+//! headers to every answer, as some LRSs do, so tests can prove lrsgate replaces them;
+//! `--read-status` answers successful statement reads with that status instead of 200, so tests
+//! can prove lrsgate judges every 2xx and relays no redirect)
 //!
 //! Like an LRS, it answers 409 to a statement whose id it holds with other content.
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
@@ -55,6 +57,8 @@ struct Lrs {
     max_statements: usize,
     /// Permissive CORS headers on every answer.
     cors: bool,
+    /// The status of successful statement reads (default 200).
+    read_status: u16,
     connections: AtomicU64,
     request_count: AtomicU64,
     state: Mutex<State>,
@@ -91,6 +95,7 @@ fn main() -> std::io::Result<()> {
     let mut record = true;
     let mut max_statements = None;
     let mut cors = false;
+    let mut read_status = 200;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -99,6 +104,9 @@ fn main() -> std::io::Result<()> {
             "--credential" => credential = Some(args.next().expect("--credential needs user:pass")),
             "--no-record" => record = false,
             "--cors" => cors = true,
+            "--read-status" => {
+                read_status = args.next().and_then(|n| n.parse().ok()).expect("--read-status needs a status code")
+            }
             "--max-statements" => {
                 max_statements =
                     Some(args.next().and_then(|n| n.parse().ok()).expect("--max-statements needs a number"))
@@ -115,6 +123,7 @@ fn main() -> std::io::Result<()> {
         record,
         max_statements: max_statements.unwrap_or(if record { usize::MAX } else { 0 }),
         cors,
+        read_status,
         connections: AtomicU64::new(0),
         request_count: AtomicU64::new(0),
         state: Mutex::new(State::default()),
@@ -297,12 +306,14 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
             }
         }
         ("GET" | "HEAD", "/statements") => {
-            let answer = query_statements(lrs, query);
+            let mut answer = query_statements(lrs, query);
             if answer.status == 200 && form_value(query, "attachments").as_deref() == Some("true") {
-                with_attachments(lrs, answer.body)
-            } else {
-                answer
+                answer = with_attachments(lrs, answer.body);
             }
+            if answer.status == 200 {
+                answer.status = lrs.read_status;
+            }
+            answer
         }
         (method, "/activities/state") => {
             document(lrs, method, query, "state", &["activityId", "agent", "registration"], "stateId", &req.body)
