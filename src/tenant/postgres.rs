@@ -526,6 +526,8 @@ impl PostgresSource {
 #[async_trait]
 impl BackgroundService for PostgresSource {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // From the first moment: a snapshot served from the cache is as old as its rows.
+        self.report_age();
         let mut backoff = BACKOFF_MIN;
         loop {
             let started = std::time::Instant::now();
