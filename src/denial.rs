@@ -201,6 +201,12 @@ impl Denial {
         }
     }
 
+    /// The `Retry-After` a refusal carries: the AU may send it again shortly (the shared
+    /// session store was away).
+    pub fn retry_after(&self) -> Option<&'static str> {
+        matches!(self, Denial::StoreUnavailable).then_some("1")
+    }
+
     /// The refusal for a failed body read.
     pub fn from_body_read(e: BodyReadError, limit: usize) -> Denial {
         match e {

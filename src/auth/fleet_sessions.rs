@@ -208,7 +208,10 @@ struct FleetSettle {
 }
 
 impl FleetSettle {
-    fn spawn(&self, work: impl FnOnce(Arc<FleetSessions>, String, String, u64) -> BoxFuture + Send + 'static) {
+    fn spawn<F>(&self, work: impl FnOnce(Arc<FleetSessions>, String, String, u64) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let Some(store) = self.store.upgrade() else { return };
         let (tenant_id, session_id, keep_until) = (self.tenant_id.clone(), self.session_id.clone(), self.keep_until);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -217,48 +220,42 @@ impl FleetSettle {
     }
 }
 
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
 impl SharedSettle for FleetSettle {
     fn give_back(&self, added: u32) {
-        self.spawn(move |store, tenant_id, session_id, _| {
-            Box::pin(async move {
-                let mask = !i32::try_from(added).unwrap_or(0);
-                let given = async {
-                    let client = store.client().await?;
-                    within(client.execute(
-                        "UPDATE session_progress SET bits = bits & $3 WHERE tenant_id = $1 AND session_id = $2",
-                        &[&tenant_id, &session_id, &mask],
-                    ))
-                    .await
-                };
-                if let Err(e) = given.await {
-                    // The bits stay taken: the AU's resend of that verb is refused as repeated.
-                    failed("give_back", e);
-                }
-            })
+        self.spawn(move |store, tenant_id, session_id, _| async move {
+            let mask = !i32::try_from(added).unwrap_or(0);
+            let given = async {
+                let client = store.client().await?;
+                within(client.execute(
+                    "UPDATE session_progress SET bits = bits & $3 WHERE tenant_id = $1 AND session_id = $2",
+                    &[&tenant_id, &session_id, &mask],
+                ))
+                .await
+            };
+            if let Err(e) = given.await {
+                // The bits stay taken: the AU's resend of that verb is refused as repeated.
+                failed("give_back", e);
+            }
         });
     }
 
     fn terminated(&self, at: u64) {
-        self.spawn(move |store, tenant_id, session_id, keep_until| {
-            Box::pin(async move {
-                let recorded = async {
-                    let client = store.client().await?;
-                    within(client.execute(
-                        "INSERT INTO session_events (tenant_id, kind, subject, reason, at, keep_until)
+        self.spawn(move |store, tenant_id, session_id, keep_until| async move {
+            let recorded = async {
+                let client = store.client().await?;
+                within(client.execute(
+                    "INSERT INTO session_events (tenant_id, kind, subject, reason, at, keep_until)
                          VALUES ($1, 'session', $2, 'terminated', $3, $4)",
-                        &[&tenant_id, &session_id, &seconds(at), &seconds(keep_until)],
-                    ))
-                    .await
-                };
-                match recorded.await {
-                    Ok(_) => store.appended.notify_one(),
-                    Err(e) => {
-                        failed("terminated", e);
-                    }
+                    &[&tenant_id, &session_id, &seconds(at), &seconds(keep_until)],
+                ))
+                .await
+            };
+            match recorded.await {
+                Ok(_) => store.appended.notify_one(),
+                Err(e) => {
+                    failed("terminated", e);
                 }
-            })
+            }
         });
     }
 }

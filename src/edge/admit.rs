@@ -143,7 +143,6 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     }
 
     let body_timeout = state.body_timeout;
-    let header_auth = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes().to_vec());
     let now = unix_now();
     let is_alternate = method == Method::POST && query::mentions(raw_query, "method");
     if is_alternate && !tenant.rules.alternate_syntax {
@@ -151,19 +150,20 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     }
     // The token is checked before the form is read and decoded where it can be (it is in the
     // header), so an unauthenticated client cannot make lrsgate decode large forms.
-    let mut verified = match &header_auth {
-        Some(auth) => Some(verify(&tenant, Some(auth), now)?),
+    let header_verified = match req.headers.get(AUTHORIZATION) {
+        Some(auth) => Some(verify(&tenant, Some(auth.as_bytes()), now)?),
         None => None,
     };
     let alternate =
         if is_alternate { Some(read_alternate(session, tenant.max_body_bytes, body_timeout).await?) } else { None };
     let form_auth = alternate.as_ref().and_then(|a| a.header("Authorization")).map(str::as_bytes);
-    if let (Some(header), Some(form)) = (&header_auth, form_auth) {
-        if header.as_slice() != form {
+    let header_auth = session.req_header().headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    if let (Some(header), Some(form)) = (header_auth, form_auth) {
+        if header != form {
             return Err(Denial::AuthorizationConflict);
         }
     }
-    let verified = match verified.take() {
+    let verified = match header_verified {
         Some(v) => v,
         None => verify(&tenant, form_auth, now)?,
     };
@@ -244,10 +244,10 @@ impl Judged {
     }
 
     /// The Content-Type of the judged request, if any.
-    fn content_type(&self, session: &ServerSession) -> Option<Vec<u8>> {
+    fn content_type<'a>(&'a self, session: &'a ServerSession) -> Option<&'a [u8]> {
         match &self.alternate {
-            Some(a) => a.header("Content-Type").map(|v| v.as_bytes().to_vec()),
-            None => session.req_header().headers.get(CONTENT_TYPE).map(|v| v.as_bytes().to_vec()),
+            Some(a) => a.header("Content-Type").map(str::as_bytes),
+            None => session.req_header().headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
         }
     }
 
@@ -380,9 +380,8 @@ async fn judge(
             }
             // Documents are of any type (Comm §2.2): the client's Content-Type is parsed and
             // written again, never forwarded as sent; JSON only in UTF-8.
-            let content_type = judged.content_type(session);
             let content_type =
-                media_type::document_content_type(content_type.as_deref()).map_err(Denial::ContentType)?;
+                media_type::document_content_type(judged.content_type(session)).map_err(Denial::ContentType)?;
             let body = judged.body(session, max_body_bytes).await?;
             ctx.validated_body = Some(body.clone());
             Ok(Judgement { admission: admission_for(session, body), query, content_type })
@@ -454,8 +453,8 @@ async fn read_statements(
     put_id: Option<&str>,
 ) -> Result<(Bytes, StatementBody), Denial> {
     let (rules, limit) = (&tenant.rules, tenant.max_body_bytes);
-    let content_type = judged.content_type(session).unwrap_or_default();
-    let format = media_type::statement_body(&content_type).map_err(Denial::ContentType)?;
+    let format =
+        media_type::statement_body(judged.content_type(session).unwrap_or_default()).map_err(Denial::ContentType)?;
     let body = judged.body(session, limit).await?;
     // With attachments, the statements are the first part; the body is forwarded whole.
     let json = match &format {

@@ -60,15 +60,14 @@ impl Edge {
         let body_unread = (has_body(session) && !session.is_body_done()) || matches!(denial, Denial::Header(_));
         ctx.refused = Some(denial.status_and_code());
         let fetch = matches!(denial, Denial::Fetch(_));
-        // The AU may send it again shortly (the shared session store was away).
-        let retry = matches!(denial, Denial::StoreUnavailable);
+        let retry = denial.retry_after();
         write_denial(session, &denial, body_unread, &|h| {
             ctx.cors.apply(h);
             if fetch {
                 let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
             }
-            if retry {
-                let _ = h.insert_header(http::header::RETRY_AFTER, "1");
+            if let Some(seconds) = retry {
+                let _ = h.insert_header(http::header::RETRY_AFTER, seconds);
             }
         })
         .await?;
@@ -128,7 +127,7 @@ impl ProxyHttp for Edge {
             }
             Ok(Admission::ForwardDirect(body)) => {
                 // `admit` set both for every admitted request; their absence is a bug: refuse.
-                let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.clone()) else {
+                let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
                 let cors = ctx.cors.clone();
@@ -145,7 +144,7 @@ impl ProxyHttp for Edge {
             }
             Ok(Admission::FetchJudged) => {
                 let (Some(tenant), Some(fwd), Some((grant, kind))) =
-                    (ctx.tenant.clone(), ctx.forward.clone(), ctx.statement_read.take())
+                    (ctx.tenant.clone(), ctx.forward.take(), ctx.statement_read.take())
                 else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
@@ -156,7 +155,7 @@ impl ProxyHttp for Edge {
                     &self.connector,
                     session,
                     &tenant.upstream,
-                    &fwd,
+                    fwd,
                     more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
                     tenant.max_body_bytes,
                     &|h| cors.apply(h),

@@ -177,14 +177,14 @@ pub async fn fetch_judged(
     connector: &Connector,
     session: &mut ServerSession,
     pool: &UpstreamPool,
-    fwd: &ForwardRequest,
+    fwd: ForwardRequest,
     target: ReadTarget<'_>,
     limit: usize,
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
     judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
     let (mut http, peer, node) = connect(connector, pool).await?;
-    let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd.clone() };
+    let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd };
     let mut req = upstream_request(&get, node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
     if let ReadTarget::More(path) = target {
         // A `more` continuation: the LRS's own path, as it gave it (opened from a sealed cursor).

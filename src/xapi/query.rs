@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 /// Parameters of `GET /statements` (Comm §2.1.3).
 pub const STATEMENT_GET_PARAMS: &[&str] = &[
     "statementId",
@@ -168,17 +170,12 @@ pub fn encode(value: &str) -> String {
     out
 }
 
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn encode_into(out: &mut String, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        }
-    }
+    // Upper-case hex, as the percent-encoding crate writes it.
+    out.extend(utf8_percent_encode(value, NOT_UNRESERVED));
 }
 
 /// The query the LRS receives, written pair by pair in the canonical encoding.
