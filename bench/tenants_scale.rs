@@ -164,6 +164,7 @@ fn main() {
         pool: lrsgate::db::pool(&db).unwrap(),
         synced_at: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         cache: None,
+        audit: lrsgate::audit::Audit::disabled(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     {

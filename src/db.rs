@@ -11,6 +11,7 @@ use crate::config::server::DatabaseSettings;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_tenants.sql", include_str!("../migrations/0001_tenants.sql")),
     (2, "0002_sessions.sql", include_str!("../migrations/0002_sessions.sql")),
+    (3, "0003_operations.sql", include_str!("../migrations/0003_operations.sql")),
 ];
 
 /// Serialises concurrent `migrate` runs (an arbitrary, fixed advisory lock key).

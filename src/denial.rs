@@ -10,6 +10,8 @@ use crate::auth::sessions::{EndReason, FetchRefusal};
 use crate::auth::verify::TokenError;
 use crate::http_io::BodyReadError;
 use crate::policy::{PolicyDenial, WriteDenial};
+use crate::rate_limit::Limited;
+use crate::request_id::RequestId;
 use crate::token_service::request::TokenRequestError;
 use crate::xapi::alternate::AlternateError;
 use crate::xapi::headers::HeaderError;
@@ -80,6 +82,8 @@ pub enum Denial {
     /// Framing or forwarded request headers that a server could read another way.
     Header(HeaderError),
     TokenRequest(TokenRequestError),
+    /// Over one of the tenant's rate limits.
+    RateLimited(crate::rate_limit::Limited),
     UpstreamUnavailable,
     UpstreamTimeout,
     /// The LRS answered something that is not what the request asks for.
@@ -194,6 +198,14 @@ impl Denial {
                     TokenRequestError::EndReason => "invalid_reason",
                 },
             ),
+            Denial::RateLimited(limit) => (
+                429,
+                match limit {
+                    Limited::Tenant => "tenant_rate_limited",
+                    Limited::Token => "token_rate_limited",
+                    Limited::ApiKey => "api_key_rate_limited",
+                },
+            ),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
             Denial::UpstreamTimeout => (504, "upstream_timeout"),
             Denial::UpstreamInvalid => (502, "upstream_invalid_response"),
@@ -202,9 +214,9 @@ impl Denial {
     }
 
     /// The `Retry-After` a refusal carries: the AU may send it again shortly (the shared
-    /// session store was away).
+    /// session store was away; a rate limit's one-second window turns over).
     pub fn retry_after(&self) -> Option<&'static str> {
-        matches!(self, Denial::StoreUnavailable).then_some("1")
+        matches!(self, Denial::StoreUnavailable | Denial::RateLimited(_)).then_some("1")
     }
 
     /// The refusal for a failed body read.
@@ -288,6 +300,11 @@ impl Denial {
             Denial::ContentType(e) => e.to_string(),
             Denial::Header(e) => e.to_string(),
             Denial::TokenRequest(e) => e.to_string(),
+            Denial::RateLimited(limit) => match limit {
+                Limited::Tenant => "this tenant is over its request rate; retry after a second".into(),
+                Limited::Token => "this session token is over its request rate; retry after a second".into(),
+                Limited::ApiKey => "this API key is over its request rate; retry after a second".into(),
+            },
             Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
             Denial::UpstreamTimeout => "the LRS did not answer in time".into(),
             Denial::UpstreamInvalid => "the LRS's answer could not be judged".into(),
@@ -295,16 +312,21 @@ impl Denial {
         }
     }
 
-    /// The JSON error body: `{"error", "message"}`, plus `statement_index` for batch refusals;
-    /// for a fetch URL the body cmi5 defines, `{"error-code", "error-text"}` (§8.2.3).
-    pub fn body(&self) -> Vec<u8> {
+    /// The JSON error body: `{"error", "message", "request_id"}`, plus `statement_index` for
+    /// batch refusals; for a fetch URL the body cmi5 defines, `{"error-code", "error-text"}`
+    /// (§8.2.3), with the `request_id` beside them.
+    pub fn body(&self, request_id: &RequestId) -> Vec<u8> {
         if let Denial::Fetch(refusal) = self {
-            return json!({ "error-code": refusal.error_code(), "error-text": self.message() })
-                .to_string()
-                .into_bytes();
+            return json!({
+                "error-code": refusal.error_code(),
+                "error-text": self.message(),
+                "request_id": request_id.as_str(),
+            })
+            .to_string()
+            .into_bytes();
         }
         let (_, code) = self.status_and_code();
-        let mut value = json!({ "error": code, "message": self.message() });
+        let mut value = json!({ "error": code, "message": self.message(), "request_id": request_id.as_str() });
         let index = match self {
             Denial::Write(w) => Some(w.index),
             Denial::Body(BodyError::Statement { index, .. }) => Some(*index),
@@ -406,12 +428,12 @@ mod tests {
             Denial::SessionEnded(EndReason::Abandoned),
         ];
         for d in samples {
-            let v: Value = serde_json::from_slice(&d.body()).unwrap();
+            let v: Value = serde_json::from_slice(&d.body(&RequestId::next())).unwrap();
             assert_eq!(v["error"], d.status_and_code().1);
             assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
         }
         let v: Value = serde_json::from_slice(
-            &Denial::Write(WriteDenial { index: 3, denial: PolicyDenial::ActivityMismatch }).body(),
+            &Denial::Write(WriteDenial { index: 3, denial: PolicyDenial::ActivityMismatch }).body(&RequestId::next()),
         )
         .unwrap();
         assert_eq!(v["statement_index"], 3);
@@ -424,7 +446,7 @@ mod tests {
         {
             let d = Denial::Fetch(refusal);
             assert_eq!(d.status_and_code().0, 200);
-            let v: Value = serde_json::from_slice(&d.body()).unwrap();
+            let v: Value = serde_json::from_slice(&d.body(&RequestId::next())).unwrap();
             assert_eq!(v["error-code"], code);
             assert!(v["error-text"].as_str().is_some_and(|t| !t.is_empty()));
             assert!(v.get("auth-token").is_none());

@@ -9,7 +9,11 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
 use crate::denial::Denial;
+use crate::request_id::RequestId;
 use crate::xapi::XAPI_VERSION;
+
+/// The response header that names the request (its id is in every log line and error body).
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// Reading a request body failed.
 #[derive(Debug)]
@@ -91,24 +95,26 @@ pub fn bearer_credential(session: &ServerSession) -> Option<&str> {
 }
 
 /// A whole JSON answer of a `ServeHttp` app (token service, admin API): never cached.
-pub fn json_response(status: u16, body: Vec<u8>) -> http::Response<Vec<u8>> {
-    // The builder fails only on invalid header values; these are constants and a number.
+pub fn json_response(status: u16, body: Vec<u8>, request_id: &RequestId) -> http::Response<Vec<u8>> {
+    // The builder fails only on invalid header values; these are constants, hex and a number.
     http::Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
         .header(CONTENT_LENGTH, body.len())
         .header(http::header::CACHE_CONTROL, "no-store")
+        .header(REQUEST_ID, request_id.as_str())
         .body(body)
         .expect("static response parts are valid")
 }
 
 /// A complete JSON response header for one of our own answers.
-pub fn json_header(status: u16, body_len: usize) -> Box<ResponseHeader> {
+pub fn json_header(status: u16, body_len: usize, request_id: &RequestId) -> Box<ResponseHeader> {
     // `build` fails only for an invalid status code; ours are constants from `Denial` or 200/204.
-    let mut h = ResponseHeader::build(status, Some(4)).expect("valid status code");
+    let mut h = ResponseHeader::build(status, Some(5)).expect("valid status code");
     let _ = h.insert_header(CONTENT_TYPE, "application/json");
     let _ = h.insert_header(CONTENT_LENGTH, body_len.to_string());
     let _ = h.insert_header("X-Experience-API-Version", XAPI_VERSION);
+    let _ = h.insert_header(REQUEST_ID, request_id.as_str());
     Box::new(h)
 }
 
@@ -118,11 +124,12 @@ pub fn json_header(status: u16, body_len: usize) -> Box<ResponseHeader> {
 pub async fn write_denial(
     session: &mut ServerSession,
     denial: &Denial,
+    request_id: &RequestId,
     body_unread: bool,
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> pingora::Result<()> {
     let (status, _) = denial.status_and_code();
-    write_json(session, status, denial.body(), body_unread, finish_header).await
+    write_json(session, status, denial.body(request_id), request_id, body_unread, finish_header).await
 }
 
 /// Write one of our own JSON answers. `body_unread`: close the connection afterwards.
@@ -130,13 +137,14 @@ pub async fn write_json(
     session: &mut ServerSession,
     status: u16,
     body: Vec<u8>,
+    request_id: &RequestId,
     body_unread: bool,
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> pingora::Result<()> {
     if body_unread {
         session.set_keepalive(None);
     }
-    let mut header = json_header(status, body.len());
+    let mut header = json_header(status, body.len(), request_id);
     finish_header(&mut header);
     session.write_response_header(header).await?;
     session.write_response_body(Bytes::from(body), true).await

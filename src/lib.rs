@@ -5,16 +5,21 @@
 //! and `token_service` are the Pingora services; `upstream` reaches the LRS.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod denial;
 pub mod edge;
+pub mod heartbeat;
 pub mod http_io;
-pub mod logfields;
+pub mod logging;
 pub mod metrics;
+pub mod operations;
 pub mod policy;
+pub mod rate_limit;
+pub mod request_id;
 pub mod secrets;
 pub mod server;
 pub mod tenant;

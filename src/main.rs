@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use pingora::server::configuration::Opt;
 
 use lrsgate::admin::ops::{self, NewTenant, NewUpstream, OpsError};
+use lrsgate::audit::file::AuditFileTarget;
 use lrsgate::auth::apikey;
-use lrsgate::config::server::{DatabaseSettings, ServerConfig};
+use lrsgate::config::server::{AuditSink, DatabaseSettings, ServerConfig};
 use lrsgate::secrets::MasterKeys;
 use lrsgate::server;
 
@@ -93,6 +94,56 @@ enum Command {
     },
     /// Re-seal every stored secret with the first master key (after putting a new one first).
     ResealSecrets,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Events matching every filter given, oldest first (Postgres mode: `audit_events`; file
+    /// mode: the audit file and its rotations).
+    Query {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Unix seconds or RFC 3339 UTC (`2026-12-02T10:00:00Z`), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        /// The learner's hash as the audit trail shows it.
+        #[arg(long)]
+        learner: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+impl AuditCommand {
+    fn filter(&self) -> Result<lrsgate::audit::query::AuditQuery, String> {
+        let AuditCommand::Query { tenant, from, to, session, learner, reason, kind, limit } = self;
+        let limit = limit.to_string();
+        let pairs = [
+            ("tenant", tenant.as_deref()),
+            ("from", from.as_deref()),
+            ("to", to.as_deref()),
+            ("session", session.as_deref()),
+            ("learner", learner.as_deref()),
+            ("reason", reason.as_deref()),
+            ("kind", kind.as_deref()),
+            ("limit", Some(limit.as_str())),
+        ];
+        lrsgate::audit::query::AuditQuery::from_pairs(pairs.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))))
+    }
 }
 
 #[derive(Subcommand)]
@@ -216,9 +267,15 @@ enum AdminKeyCommand {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let config = cli.config;
+    // `LRSGATE_LOG_FORMAT` wins; else the server file's `[logging] format`; else text.
+    let format = std::env::var("LRSGATE_LOG_FORMAT")
+        .ok()
+        .and_then(|f| lrsgate::logging::LogFormat::parse(&f))
+        .or_else(|| ServerConfig::load(&config).ok().map(|c| c.log_format))
+        .unwrap_or_default();
+    lrsgate::logging::init(format);
     match cli.command {
         Command::Serve { daemon, upgrade } => serve(&config, daemon, upgrade),
         Command::CheckConfig => match load(&config) {
@@ -238,8 +295,64 @@ fn main() -> ExitCode {
             println!("{}", MasterKeys::generate_entry(&id));
             ExitCode::SUCCESS
         }
+        Command::Audit { command } => audit_query(&config, &command),
         command => manage(&config, command),
     }
+}
+
+/// `lrsgate audit query`: from `audit_events` in Postgres mode, else from the audit file.
+fn audit_query(config: &Path, command: &AuditCommand) -> ExitCode {
+    let cfg = match ServerConfig::load(config) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(e.to_string()),
+    };
+    let filter = match command.filter() {
+        Ok(filter) => filter,
+        Err(e) => return fail(e),
+    };
+    let events = match (&cfg.database, cfg.audit.as_ref().map(|a| &a.sink)) {
+        (Some(db), _) => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let client = lrsgate::db::connect(&db.url).await?;
+                filter.run(&client).await.map_err(|e| format!("audit query: {e}"))
+            })
+        }),
+        (None, Some(AuditSink::File(AuditFileTarget::File { path, keep, .. }))) => {
+            read_audit_files(path, *keep, &filter)
+        }
+        (None, _) => Err(format!("{}: no audit file is configured ([audit] file)", config.display())),
+    };
+    match events {
+        Ok(events) => {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "events": events })).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The matching events of an audit file and its rotations, oldest first.
+fn read_audit_files(
+    path: &Path,
+    keep: u32,
+    filter: &lrsgate::audit::query::AuditQuery,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut files: Vec<PathBuf> = (1..=keep).rev().map(|n| PathBuf::from(format!("{}.{n}", path.display()))).collect();
+    files.push(path.to_owned());
+    let mut events = Vec::new();
+    for file in files.iter().filter(|f| f.exists()) {
+        let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Some(event) = lrsgate::audit::AuditEvent::from_json(line) else { continue };
+            if filter.matches(&event) {
+                events.push(serde_json::from_slice(line).map_err(|e| e.to_string())?);
+                if events.len() as i64 >= filter.limit {
+                    return Ok(events);
+                }
+            }
+        }
+    }
+    Ok(events)
 }
 
 fn fail(message: String) -> ExitCode {
@@ -301,13 +414,63 @@ fn manage(config: &Path, command: Command) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(e),
     };
-    let result = runtime().and_then(|rt| rt.block_on(run(&db, command)));
+    let change = cli_change(&command);
+    let result = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let output = run(&db, command).await?;
+            if let Some((detail, tenant)) = change {
+                record_cli_change(&db, detail, tenant).await;
+            }
+            Ok(output)
+        })
+    });
     match result {
         Ok(output) => {
             println!("{}", serde_json::to_string_pretty(&output).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
+    }
+}
+
+/// What a changing CLI command is in the audit trail: its command words (never its arguments,
+/// which may name a learner) and its tenant. `None` for commands that change nothing.
+fn cli_change(command: &Command) -> Option<(String, Option<String>)> {
+    let (words, tenant): (&str, Option<&String>) = match command {
+        Command::Tenant { command } => match command {
+            TenantCommand::List | TenantCommand::Show { .. } => return None,
+            TenantCommand::Create { id, .. } => ("tenant create", Some(id)),
+            TenantCommand::Suspend { id } => ("tenant suspend", Some(id)),
+            TenantCommand::Resume { id } => ("tenant resume", Some(id)),
+            TenantCommand::Delete { id } => ("tenant delete", Some(id)),
+            TenantCommand::Set { id, .. } => ("tenant set", Some(id)),
+            TenantCommand::SetPublicOrigin { id, .. } => ("tenant set-public-origin", Some(id)),
+            _ => ("tenant", None),
+        },
+        Command::Host { .. } => ("host", None),
+        Command::Session { command: SessionCommand::Revoke { tenant, .. } } => ("session revoke", Some(tenant)),
+        Command::Upstream { .. } => ("upstream", None),
+        Command::Apikey { .. } => ("apikey", None),
+        Command::Cors { .. } => ("cors", None),
+        Command::Cert { tenant, .. } => ("cert", Some(tenant)),
+        Command::AdminKey { .. } => ("admin-key", None),
+        Command::ResealSecrets => ("reseal-secrets", None),
+        _ => return None,
+    };
+    Some((format!("cli: {words}"), tenant.cloned()))
+}
+
+/// Record a CLI change in `audit_events` (when the table exists: after `migrate`).
+async fn record_cli_change(db: &DatabaseSettings, detail: String, tenant: Option<String>) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let mut event = lrsgate::audit::AuditEvent::new(lrsgate::audit::EventKind::AdminChange, "admin")
+        .actor(format!("cli:{user}"))
+        .detail(detail);
+    event.tenant = tenant;
+    if let Ok(client) = lrsgate::db::connect(&db.url).await {
+        if let Err(e) = lrsgate::audit::postgres::insert_events(&client, &[event]).await {
+            eprintln!("warning: the change was made but not recorded in the audit trail: {e}");
+        }
     }
 }
 
@@ -421,7 +584,7 @@ async fn run(db: &DatabaseSettings, command: Command) -> Result<serde_json::Valu
             let count = ops::reseal_secrets(&mut client, m).await.map_err(|e| e.to_string())?;
             Ok(serde_json::json!({"resealed": count, "with": m.sealing_id()}))
         }
-        Command::Serve { .. } | Command::CheckConfig | Command::MasterKey { .. } => {
+        Command::Serve { .. } | Command::CheckConfig | Command::MasterKey { .. } | Command::Audit { .. } => {
             unreachable!("handled without a database")
         }
     }

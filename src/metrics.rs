@@ -5,7 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_int_counter, register_int_counter_vec, register_int_gauge, IntCounter, IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge,
 };
 
 // The `expect`s below run once at first use; they fail only if a metric name were registered
@@ -91,7 +92,6 @@ pub static CONFIG_SOURCE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
         .expect("metric registered once")
 });
 
-/// Touch every metric so `/metrics` lists them (at zero) from the start.
 /// How old this instance's view of the fleet's session events is (Postgres mode).
 pub static SESSION_EVENTS_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
@@ -111,7 +111,121 @@ pub static SESSION_STORE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registered once")
 });
 
+/// Latency buckets (seconds) for every duration histogram: 250 µs to 30 s.
+const DURATION_BUCKETS: &[f64] =
+    &[0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Edge request duration, from the request head to the last byte, by resource, outcome and
+/// tenant (the tenant's id only for tenants listed in `[metrics] tenant_labels`, else `""`).
+pub static EDGE_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "lrsgate_edge_request_duration_seconds",
+        "Edge request duration by resource, outcome and (listed) tenant",
+        &["resource", "outcome", "tenant"],
+        DURATION_BUCKETS.to_vec()
+    )
+    .expect("metric registered once")
+});
+
+/// Time the LRS took, from connecting to its response header, by resource.
+pub static UPSTREAM_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "lrsgate_upstream_duration_seconds",
+        "LRS time to response header by resource",
+        &["resource"],
+        DURATION_BUCKETS.to_vec()
+    )
+    .expect("metric registered once")
+});
+
+/// Token service request duration by endpoint (`token`, `sessions_end`, `other`) and outcome.
+pub static TOKEN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "lrsgate_token_request_duration_seconds",
+        "Token service request duration by endpoint and outcome",
+        &["endpoint", "outcome"],
+        DURATION_BUCKETS.to_vec()
+    )
+    .expect("metric registered once")
+});
+
+/// Failed exchanges with the LRS by kind (`connect_refused`, `connect_timeout`, `timeout`,
+/// `closed`, `no_healthy_node`, `other`).
+pub static UPSTREAM_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_upstream_errors_total", "Failed exchanges with the LRS by kind", &["kind"])
+        .expect("metric registered once")
+});
+
+/// Open edge connections: HTTP/1.x connections (idle keep-alive ones included) plus HTTP/2
+/// streams in flight.
+pub static OPEN_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "lrsgate_edge_open_connections",
+        "Open edge HTTP/1.x connections (idle included) plus HTTP/2 streams in flight"
+    )
+    .expect("metric registered once")
+});
+
+/// Requests refused with 429, by service and limit (`tenant`, `token`, `api_key`), and
+/// (listed) tenant.
+pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_rate_limited_total",
+        "Requests refused by a rate limit, by service, limit and (listed) tenant",
+        &["service", "limit", "tenant"]
+    )
+    .expect("metric registered once")
+});
+
+/// Live instances of the fleet this instance divides its rate limits by (1 in file mode).
+pub static FLEET_INSTANCES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("lrsgate_fleet_instances", "Live instances the rate limits are shared by")
+        .expect("metric registered once")
+});
+
+/// Audit events by what became of them (`written`, `spooled`, `replayed`).
+pub static AUDIT_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_audit_events_total", "Audit events written, spooled and replayed", &["result"])
+        .expect("metric registered once")
+});
+
+/// Audit events lost, by why (`queue_full`, `spool_full`, `spool_error`, `file_error`,
+/// `writer_stopped`).
+pub static AUDIT_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!("lrsgate_audit_dropped_total", "Audit events dropped, by reason", &["reason"])
+        .expect("metric registered once")
+});
+
+/// Events waiting in the audit spool.
+pub static AUDIT_SPOOL_EVENTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("lrsgate_audit_spool_events", "Audit events waiting in the disk spool")
+        .expect("metric registered once")
+});
+
+/// Bytes of the audit spool.
+pub static AUDIT_SPOOL_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("lrsgate_audit_spool_bytes", "Bytes in the audit disk spool").expect("metric registered once")
+});
+
+/// Touch every metric so `/metrics` lists them (at zero) from the start.
 pub fn init() {
+    LazyLock::force(&EDGE_DURATION);
+    LazyLock::force(&UPSTREAM_DURATION);
+    LazyLock::force(&TOKEN_DURATION);
+    LazyLock::force(&UPSTREAM_ERRORS);
+    LazyLock::force(&OPEN_CONNECTIONS);
+    LazyLock::force(&RATE_LIMITED);
+    LazyLock::force(&FLEET_INSTANCES);
+    LazyLock::force(&AUDIT_EVENTS);
+    LazyLock::force(&AUDIT_DROPPED);
+    LazyLock::force(&AUDIT_SPOOL_EVENTS);
+    LazyLock::force(&AUDIT_SPOOL_BYTES);
+    for reason in ["queue_full", "spool_full", "spool_error", "file_error"] {
+        AUDIT_DROPPED.with_label_values(&[reason]);
+    }
+    for result in ["written", "spooled", "replayed"] {
+        AUDIT_EVENTS.with_label_values(&[result]);
+    }
     LazyLock::force(&SESSION_EVENTS_AGE);
     LazyLock::force(&SESSION_STORE_ERRORS);
     LazyLock::force(&SNAPSHOT_AGE);
@@ -125,6 +239,20 @@ pub fn init() {
     LazyLock::force(&CONFIG_RELOADS);
     LazyLock::force(&UPSTREAM_RESPONSES);
     LazyLock::force(&LARGE_BODY_FORWARDS);
+}
+
+/// Count a failed exchange with the LRS by its kind.
+pub fn upstream_error(e: &pingora::Error) {
+    use pingora::ErrorType as T;
+    let kind = match e.etype() {
+        T::ConnectRefused => "connect_refused",
+        T::ConnectTimedout => "connect_timeout",
+        T::ConnectNoRoute => "no_healthy_node",
+        T::ReadTimedout | T::WriteTimedout => "timeout",
+        T::ConnectionClosed | T::ReadError | T::WriteError | T::H1Error | T::InvalidHTTPHeader => "closed",
+        _ => "other",
+    };
+    UPSTREAM_ERRORS.with_label_values(&[kind]).inc();
 }
 
 /// The label for a status code's class.

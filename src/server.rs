@@ -18,13 +18,19 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminService;
+use crate::audit::file::FileAuditWriter;
+use crate::audit::postgres::PostgresAuditWriter;
+use crate::audit::Audit;
 use crate::auth::fleet_sessions::{FleetSessions, SessionEventsFollower};
 use crate::auth::sessions::{MemorySessions, SessionStore};
 use crate::auth::sweeper::SessionSweeper;
+use crate::config::server::AuditSink;
 use crate::config::server::ServerConfig;
 use crate::edge::tls::SniCertificates;
 use crate::edge::Edge;
+use crate::heartbeat::FleetHeartbeat;
 use crate::metrics;
+use crate::operations::Operations;
 use crate::tenant::file::FileSource;
 use crate::tenant::postgres::PostgresSource;
 use crate::tenant::{TenantStore, TenantTable};
@@ -66,6 +72,27 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
     let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started_at = crate::clock::unix_now();
+    // The audit trail: a bounded queue every service hands events to, drained by one writer.
+    let (audit, audit_writer) = match &cfg.audit {
+        None => (Audit::disabled(), None),
+        Some(settings) => {
+            let (audit, queue) = Audit::channel(settings.queue_capacity);
+            let queue = std::sync::Mutex::new(Some(queue));
+            let writer: Box<dyn pingora::services::ServiceWithDependents> = match (&settings.sink, &cfg.database) {
+                (AuditSink::File(target), _) => Box::new(background_service(
+                    "lrsgate audit file writer",
+                    FileAuditWriter { target: target.clone(), queue },
+                )),
+                (AuditSink::Postgres(pg), Some(db)) => Box::new(background_service(
+                    "lrsgate audit Postgres writer",
+                    PostgresAuditWriter { pool: crate::db::pool(db)?, settings: pg.clone(), queue },
+                )),
+                (AuditSink::Postgres(_), None) => return Err("audit: Postgres sink without a database".into()),
+            };
+            (audit, Some(writer))
+        }
+    };
+    let ops = Arc::new(Operations::new(audit.clone(), learner_salt, cfg.metric_tenants.clone()));
     // File mode keeps session state in this process; Postgres mode shares it across the fleet.
     let fleet = match &cfg.database {
         Some(db) => Some(FleetSessions::new(crate::db::pool(db)?, started_at)),
@@ -78,7 +105,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
 
     let mut edge = http_proxy_service_with_name(
         &server.configuration,
-        Edge::new(store.clone(), sessions.clone(), learner_salt.clone(), cfg.body_read_timeout),
+        Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout),
         "lrsgate edge",
     );
     edge.add_tcp(&cfg.edge_listen.to_string());
@@ -95,7 +122,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         sessions: sessions.clone(),
         max_request_bytes: cfg.token_request_max_bytes,
         body_read_timeout: cfg.body_read_timeout,
-        learner_salt,
+        ops: ops.clone(),
     };
     let mut token = Service::new("lrsgate token service".to_owned(), HttpServer::new_app(token_app));
     token.add_tcp(&cfg.token_listen.to_string());
@@ -112,7 +139,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     server.add_service(prometheus);
     match cfg.database.clone() {
         None => {
-            let source = FileSource { server: cfg, store, health: health.clone() };
+            let source = FileSource { server: cfg, store, health: health.clone(), audit: audit.clone() };
             server.add_service(background_service("lrsgate tenant file source", source));
         }
         Some(db) => {
@@ -122,10 +149,17 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
                 pool: crate::db::pool(&db)?,
                 master: db.master_keys.clone(),
                 body_read_timeout: cfg.body_read_timeout,
+                audit: audit.clone(),
             };
             let mut admin = Service::new("lrsgate admin".to_owned(), HttpServer::new_app(admin_app));
             admin.add_tcp(&cfg.admin_listen.to_string());
             server.add_service(admin);
+            let heartbeat = FleetHeartbeat {
+                pool: crate::db::pool(&crate::config::server::DatabaseSettings { pool_size: 1, ..db.clone() })?,
+                instance: uuid::Uuid::new_v4().to_string(),
+                instances: ops.instances.clone(),
+            };
+            server.add_service(background_service("lrsgate fleet heartbeat", heartbeat));
             let source = PostgresSource {
                 pool: crate::db::pool(&crate::config::server::DatabaseSettings { pool_size: 2, ..db.clone() })?,
                 server: cfg,
@@ -140,8 +174,10 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
                     },
                 )),
                 cache,
+                audit: audit.clone(),
             };
             server.add_service(background_service("lrsgate tenant Postgres source", source));
+
             if let Some(store) = fleet {
                 let follower = SessionEventsFollower { store, url };
                 server.add_service(background_service("lrsgate session events follower", follower));
@@ -150,5 +186,8 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     }
     server.add_service(background_service("lrsgate LRS health checks", health_service));
     server.add_service(background_service("lrsgate session sweeper", SessionSweeper { sessions }));
+    if let Some(writer) = audit_writer {
+        server.add_boxed_service(writer);
+    }
     Ok(server)
 }

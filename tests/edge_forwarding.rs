@@ -182,7 +182,7 @@ fn queries_reach_the_lrs_only_in_lrsgate_s_canonical_encoding() {
 }
 
 /// The headers the LRS may receive from lrsgate, whatever the client sent.
-const ALLOWED_UPSTREAM: [&str; 8] = [
+const ALLOWED_UPSTREAM: [&str; 9] = [
     "host",
     "authorization",
     "content-type",
@@ -191,6 +191,8 @@ const ALLOWED_UPSTREAM: [&str; 8] = [
     "if-match",
     "if-none-match",
     "accept-language",
+    // lrsgate's own id for the request, never the client's.
+    "x-request-id",
 ];
 
 #[test]
@@ -200,6 +202,7 @@ fn request_headers_are_forwarded_by_allow_list_only() {
     let token = gate.token();
     let hostile = [
         ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Request-Id", "client-chosen-id"),
         ("X-HTTP-Method", "DELETE"),
         ("X-Method-Override", "DELETE"),
         ("X-Original-URL", "/xapi/activities/state?stateId=LMS.LaunchData"),
@@ -242,6 +245,10 @@ fn request_headers_are_forwarded_by_allow_list_only() {
         assert_eq!(got.method, req.method, "{rule}: the method of the request line, never an override");
         assert_eq!(got.header("x-experience-api-version"), Some("1.0.3"), "{rule}");
         assert_eq!(got.header("accept-language"), Some("en-GB"), "{rule}");
+        // The id the client sees is the one the LRS got, and lrsgate made it.
+        let id = r.header("x-request-id").unwrap_or_default();
+        assert_eq!(id.len(), 32, "{rule}: {id:?}");
+        assert_eq!(got.header("x-request-id"), Some(id), "{rule}");
         if req.method != "GET" {
             assert_eq!(got.header("content-type"), Some("application/json"), "{rule}: lrsgate's Content-Type");
         }

@@ -20,7 +20,11 @@
 //! POST   /tenants/{id}/cors-origins             {origin}
 //! DELETE /tenants/{id}/cors-origins/{origin}    (percent-encoded)
 //! PUT    /tenants/{id}/certificates/{host}      {cert_pem, key_pem}
+//! POST   /tenants/{id}/revocations              {session_id | jti | learner, reason?}
+//! GET    /audit?tenant=&from=&to=&session=&learner=&reason=&kind=&limit=   audit events, oldest first
 //! ```
+//!
+//! Every change is in the audit trail as `admin_change`, with the admin key's id as its actor.
 
 pub mod ops;
 
@@ -35,9 +39,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use self::ops::{NewTenant, NewUpstream, OpsError};
+use crate::audit::query::AuditQuery;
+use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::denial::Denial;
 use crate::http_io::{bearer_credential, json_response, read_bounded};
 use crate::metrics;
+use crate::request_id::RequestId;
 use crate::secrets::MasterKeys;
 use crate::token_service::request::EndRequest;
 
@@ -49,21 +56,29 @@ pub struct AdminService {
     pub pool: Pool,
     pub master: MasterKeys,
     pub body_read_timeout: std::time::Duration,
+    pub audit: Audit,
 }
 
 #[async_trait]
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, body) = match self.handle(session).await {
+        let id = RequestId::next();
+        let mut actor = None;
+        let (status, body) = match self.handle(session, id, &mut actor).await {
             Ok((status, body)) => (status, body.to_string().into_bytes()),
             Err(denial) => {
                 let (status, code) = denial.status_and_code();
                 metrics::DENIALS.with_label_values(&["admin", code]).inc();
+                let mut event = AuditEvent::new(EventKind::RequestRefused, "admin").reason(code).request(id);
+                event.status = Some(status);
+                event.actor = actor;
+                event.detail = Some(format!("{} {}", session.req_header().method, session.req_header().uri.path()));
+                self.audit.record(event);
                 session.set_keepalive(None);
-                (status, denial.body())
+                (status, denial.body(&id))
             }
         };
-        json_response(status, body)
+        json_response(status, body, &id)
     }
 }
 
@@ -117,7 +132,12 @@ fn decode(segment: &str) -> String {
 }
 
 impl AdminService {
-    async fn handle(&self, session: &mut ServerSession) -> Result<(u16, Value), Denial> {
+    async fn handle(
+        &self,
+        session: &mut ServerSession,
+        id: RequestId,
+        actor: &mut Option<String>,
+    ) -> Result<(u16, Value), Denial> {
         let req = session.req_header();
         let method = req.method.clone();
         let path = req.uri.path().to_owned();
@@ -133,13 +153,23 @@ impl AdminService {
             Denial::StoreUnavailable
         })?;
         let client: &mut tokio_postgres::Client = &mut client;
-        if !ops::admin_key_valid(client, &key).await.map_err(Denial::Admin)? {
-            return Err(Denial::AdminKeyInvalid);
-        }
+        let key_id = ops::admin_key_id(client, &key).await.map_err(Denial::Admin)?.ok_or(Denial::AdminKeyInvalid)?;
+        *actor = Some(format!("admin_key:{key_id}"));
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if method == Method::GET && segments == ["audit"] {
+            let query = session.req_header().uri.query().unwrap_or_default();
+            return audit_query(client, query).await;
+        }
         let result = self.route(client, &method, &segments, &body).await;
         if result.is_ok() && method != Method::GET {
-            info!("admin: {method} {path}");
+            info!(request_id = id.as_str(), admin_key = key_id; "admin: {method} {path}");
+            let mut event =
+                AuditEvent::new(EventKind::AdminChange, "admin").request(id).detail(format!("{method} {path}"));
+            event.actor = actor.clone();
+            if let ["tenants", tenant, ..] = segments[..] {
+                event.tenant = Some(tenant.to_owned());
+            }
+            self.audit.record(event);
         }
         result
     }
@@ -238,6 +268,15 @@ impl AdminService {
             _ => Err(Denial::UnknownRoute),
         }
     }
+}
+
+/// `GET /audit?…`: the filter's events, oldest first.
+async fn audit_query(client: &tokio_postgres::Client, query: &str) -> Result<(u16, Value), Denial> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let filter = AuditQuery::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .map_err(|e| Denial::Admin(OpsError::Invalid(e)))?;
+    let events = filter.run(client).await.map_err(|e| Denial::Admin(OpsError::Database(e.to_string())))?;
+    Ok((200, json!({ "events": events })))
 }
 
 #[cfg(test)]

@@ -169,6 +169,15 @@ pub struct TenantView {
     pub api_keys: Vec<ApiKeyView>,
     pub cors_origins: Vec<String>,
     pub certificates: Vec<String>,
+    /// Requests per second (`null`: unlimited), as `PATCH /tenants/{id}` names them.
+    pub rate_limits: RateLimitsView,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RateLimitsView {
+    pub edge_requests_per_second: Option<i64>,
+    pub edge_requests_per_second_per_token: Option<i64>,
+    pub token_requests_per_second_per_api_key: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -207,7 +216,12 @@ pub async fn list_tenants(client: &impl GenericClient) -> Result<Vec<serde_json:
 
 pub async fn show_tenant(client: &impl GenericClient, id: &str) -> Result<TenantView> {
     let row = client
-        .query_opt("SELECT status, public_origin FROM tenants WHERE id = $1", &[&id])
+        .query_opt(
+            "SELECT status, public_origin, edge_requests_per_second, edge_requests_per_second_per_token,
+                    token_requests_per_second_per_api_key
+             FROM tenants WHERE id = $1",
+            &[&id],
+        )
         .await?
         .ok_or_else(|| OpsError::NotFound(format!("no tenant \"{id}\"")))?;
     let strings = |sql: &'static str| async move {
@@ -248,6 +262,11 @@ pub async fn show_tenant(client: &impl GenericClient, id: &str) -> Result<Tenant
         api_keys,
         cors_origins: strings("SELECT origin FROM cors_origins WHERE tenant_id = $1 ORDER BY origin").await?,
         certificates: strings("SELECT host FROM tls_certificates WHERE tenant_id = $1 ORDER BY host").await?,
+        rate_limits: RateLimitsView {
+            edge_requests_per_second: row.get(2),
+            edge_requests_per_second_per_token: row.get(3),
+            token_requests_per_second_per_api_key: row.get(4),
+        },
     })
 }
 
@@ -447,13 +466,13 @@ pub async fn create_admin_key(client: &impl GenericClient, description: &str) ->
     Ok((row.get(0), key))
 }
 
-/// Whether `presented` is a live admin key (looked up by its hash).
-pub async fn admin_key_valid(client: &impl GenericClient, presented: &str) -> Result<bool> {
+/// The id of `presented` if it is a live admin key (looked up by its hash).
+pub async fn admin_key_id(client: &impl GenericClient, presented: &str) -> Result<Option<i64>> {
     let hash = apikey::hash_key(presented).to_vec();
     Ok(client
-        .query_opt("SELECT 1 FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL", &[&hash])
+        .query_opt("SELECT id FROM admin_keys WHERE key_hash = $1 AND revoked_at IS NULL", &[&hash])
         .await?
-        .is_some())
+        .map(|r| r.get(0)))
 }
 
 /// Re-seal every secret with the sealing master key (after adding a new one first).
@@ -518,6 +537,12 @@ pub struct TenantSettings {
     pub policy_activity_profile_writes: Option<Option<bool>>,
     #[serde(default, with = "nullable")]
     pub policy_cmi5_session_rules: Option<Option<bool>>,
+    #[serde(default, with = "nullable")]
+    pub edge_requests_per_second: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub edge_requests_per_second_per_token: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub token_requests_per_second_per_api_key: Option<Option<i64>>,
 }
 
 /// Absent → `None` (unchanged); `null` → `Some(None)` (back to the default).
@@ -548,6 +573,9 @@ pub async fn update_settings(
         ("session_max_seconds", &s.session_max_seconds),
         ("terminated_grace_seconds", &s.terminated_grace_seconds),
         ("fetch_ttl_seconds", &s.fetch_ttl_seconds),
+        ("edge_requests_per_second", &s.edge_requests_per_second),
+        ("edge_requests_per_second_per_token", &s.edge_requests_per_second_per_token),
+        ("token_requests_per_second_per_api_key", &s.token_requests_per_second_per_api_key),
     ];
     for (column, value) in numbers {
         if let Some(value) = value {

@@ -49,13 +49,27 @@ pub fn hash_key(key: &str) -> KeyHash {
 /// Whether `presented` matches one of `keys` unexpired at `now`. Every hash is compared, in
 /// constant time, so the time taken says nothing about which key or how much of it matched.
 pub fn matches(presented: &str, keys: &[ApiKey], now: u64) -> bool {
+    matching(presented, keys, now).is_some()
+}
+
+/// The hash of `presented` when it matches one of `keys` unexpired at `now` (compared as in
+/// [`matches`]): what rate limits and the audit trail know the key by.
+pub fn matching(presented: &str, keys: &[ApiKey], now: u64) -> Option<KeyHash> {
     let digest = hash_of(presented);
-    keys.iter()
+    let found: bool = keys
+        .iter()
         .fold(subtle::Choice::from(0), |acc, k| {
             let live = subtle::Choice::from(u8::from(k.expires_at.is_none_or(|at| now < at)));
             acc | (k.hash.ct_eq(&digest) & live)
         })
-        .into()
+        .into();
+    found.then_some(digest)
+}
+
+/// A key as the audit trail names it: `lms_key:` and the first 8 hex digits of its hash (enough
+/// to tell a tenant's keys apart, useless to present).
+pub fn audit_name(hash: &KeyHash) -> String {
+    format!("lms_key:{}", hex::encode(&hash[..4]))
 }
 
 #[cfg(test)]

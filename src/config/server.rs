@@ -26,6 +26,10 @@ pub struct ServerFile {
     pub server: PingoraFile,
     #[serde(default)]
     pub logging: LoggingFile,
+    #[serde(default)]
+    pub metrics: MetricsFile,
+    /// The audit trail; without this section, none is kept.
+    pub audit: Option<AuditFile>,
     /// Postgres mode: tenants from the database instead of the tenants file.
     pub database: Option<DatabaseFile>,
 }
@@ -95,6 +99,31 @@ pub struct PingoraFile {
 #[serde(deny_unknown_fields)]
 pub struct LoggingFile {
     pub learner_hash_salt: Option<String>,
+    /// `text` (default) or `json` (one object per line).
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    /// Tenants whose id is a metric label (bounded cardinality; default none).
+    #[serde(default)]
+    pub tenant_labels: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// File mode: a path (relative to this file) or `-` for stdout. Default `audit.jsonl`.
+    pub file: Option<String>,
+    pub rotate_bytes: Option<u64>,
+    pub keep: Option<u32>,
+    /// Postgres mode: where events wait while Postgres is away (relative to this file).
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_bytes: Option<u64>,
+    pub retention_days: Option<u32>,
+    pub queue_capacity: Option<usize>,
+    pub replay_batch: Option<usize>,
 }
 
 /// Validated server settings.
@@ -127,9 +156,30 @@ pub struct ServerConfig {
     pub clock_skew_seconds: u64,
     pub upstream: UpstreamTimeouts,
     pub pingora: PingoraSettings,
-    /// Salt for the learner hash in logs; random per process when unset (then hashes do not
-    /// correlate across instances or restarts).
+    /// Salt for the learner hash in logs and the audit trail; random per process when unset
+    /// (then hashes do not correlate across instances or restarts, so the audit trail needs it).
     pub learner_hash_salt: Option<String>,
+    pub log_format: crate::logging::LogFormat,
+    /// Tenants whose id labels the per-tenant metrics; every other tenant is `""`.
+    pub metric_tenants: std::collections::HashSet<String>,
+    /// `None`: no audit trail.
+    pub audit: Option<AuditSettings>,
+}
+
+/// Where the audit trail goes, and how much may wait.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Events waiting for the writer, default 65,536; past it events are dropped and counted.
+    pub queue_capacity: usize,
+    pub sink: AuditSink,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuditSink {
+    /// File mode.
+    File(crate::audit::file::AuditFileTarget),
+    /// Postgres mode (`audit_events`, with the disk spool).
+    Postgres(crate::audit::postgres::PostgresAuditSettings),
 }
 
 /// Where Postgres mode finds its database and master keys.
@@ -230,7 +280,6 @@ impl ServerConfig {
             edge_listen: addr("edge", raw.listen.edge, "0.0.0.0:8080")?,
             edge_tls_listen,
             admin_listen: addr("admin", raw.listen.admin, "127.0.0.1:8082")?,
-            database,
             token_listen: addr("token_service", raw.listen.token_service, "0.0.0.0:8081")?,
             metrics_listen: addr("metrics", raw.listen.metrics, "127.0.0.1:9090")?,
             max_body_bytes,
@@ -262,9 +311,66 @@ impl ServerConfig {
                 graceful_shutdown_timeout_seconds: p.graceful_shutdown_timeout_seconds.unwrap_or(10),
                 upstream_keepalive_pool_size: p.upstream_keepalive_pool_size.unwrap_or(256),
             },
+            log_format: match raw.logging.format.as_deref() {
+                None => crate::logging::LogFormat::Text,
+                Some(text) => crate::logging::LogFormat::parse(text).ok_or_else(|| {
+                    ConfigError::new(file, "logging.format".to_owned(), format!("\"{text}\" is not text or json"))
+                })?,
+            },
+            audit: match raw.audit {
+                None => None,
+                Some(audit) => {
+                    if raw.logging.learner_hash_salt.is_none() {
+                        return Err(ConfigError::new(
+                            file,
+                            "logging.learner_hash_salt".to_owned(),
+                            "the audit trail needs it, so a learner's hash is the same on every instance and after a restart",
+                        ));
+                    }
+                    Some(audit_settings(file, dir, audit, database.is_some())?)
+                }
+            },
+            database,
+            metric_tenants: raw.metrics.tenant_labels.into_iter().collect(),
             learner_hash_salt: raw.logging.learner_hash_salt,
         })
     }
+}
+
+fn audit_settings(file: &Path, dir: &Path, a: AuditFile, postgres: bool) -> Result<AuditSettings, ConfigError> {
+    let err = |key: &str, msg: &str| ConfigError::new(file, format!("audit.{key}"), msg.to_owned());
+    let queue_capacity = a.queue_capacity.unwrap_or(65_536);
+    if queue_capacity == 0 {
+        return Err(err("queue_capacity", "must be greater than 0"));
+    }
+    let sink = if postgres {
+        if a.file.is_some() || a.rotate_bytes.is_some() || a.keep.is_some() {
+            return Err(err("file", "Postgres mode writes the audit trail to audit_events; give spool_dir instead"));
+        }
+        let spool_dir = a.spool_dir.ok_or_else(|| {
+            err("spool_dir", "Postgres mode needs a spool directory for events written while Postgres is away")
+        })?;
+        AuditSink::Postgres(crate::audit::postgres::PostgresAuditSettings {
+            spool_dir: dir.join(spool_dir),
+            spool_max_bytes: a.spool_max_bytes.unwrap_or(256 * 1024 * 1024),
+            retention_days: a.retention_days.unwrap_or(90),
+            replay_batch: a.replay_batch.filter(|n| *n > 0).unwrap_or(1000),
+        })
+    } else {
+        if a.spool_dir.is_some() || a.spool_max_bytes.is_some() || a.retention_days.is_some() {
+            return Err(err("spool_dir", "only Postgres mode spools; file mode writes `file`"));
+        }
+        let target = match a.file.as_deref().unwrap_or("audit.jsonl") {
+            "-" => crate::audit::file::AuditFileTarget::Stdout,
+            path => crate::audit::file::AuditFileTarget::File {
+                path: dir.join(path),
+                rotate_bytes: a.rotate_bytes.filter(|n| *n > 0).unwrap_or(64 * 1024 * 1024),
+                keep: a.keep.unwrap_or(7),
+            },
+        };
+        AuditSink::File(target)
+    };
+    Ok(AuditSettings { queue_capacity, sink })
 }
 
 fn database_settings(file: &Path, dir: &Path, db: DatabaseFile) -> Result<DatabaseSettings, ConfigError> {

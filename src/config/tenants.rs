@@ -48,6 +48,20 @@ pub struct TenantEntry {
     pub tokens: TokensEntry,
     #[serde(default)]
     pub lms: LmsEntry,
+    #[serde(default)]
+    pub limits: RateLimitsEntry,
+}
+
+/// Per-tenant rate limits, in requests per second; absent: unlimited.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsEntry {
+    /// Every authenticated edge request of the tenant.
+    pub edge_requests_per_second: Option<u32>,
+    /// Edge requests of one session token.
+    pub edge_requests_per_second_per_token: Option<u32>,
+    /// Token service requests of one LMS API key.
+    pub token_requests_per_second_per_api_key: Option<u32>,
 }
 
 /// Per-tenant policy switches; each defaults to the safe reading (see `TenantRules`).
@@ -214,6 +228,7 @@ pub struct TenantSpec {
     pub sessions: SessionLimits,
     pub cors: CorsPolicy,
     pub tls: Vec<TlsSpec>,
+    pub rate_limits: crate::rate_limit::RateLimits,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -367,6 +382,21 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     if e.max_body_bytes == Some(0) {
         return Err(err("max_body_bytes", "must be greater than 0".into()));
     }
+    let l = &e.limits;
+    for (key, value) in [
+        ("edge_requests_per_second", l.edge_requests_per_second),
+        ("edge_requests_per_second_per_token", l.edge_requests_per_second_per_token),
+        ("token_requests_per_second_per_api_key", l.token_requests_per_second_per_api_key),
+    ] {
+        if value == Some(0) {
+            return Err(err(&format!("limits.{key}"), "must be greater than 0 (leave it out for no limit)".into()));
+        }
+    }
+    let rate_limits = crate::rate_limit::RateLimits {
+        edge_per_tenant: l.edge_requests_per_second,
+        edge_per_token: l.edge_requests_per_second_per_token,
+        token_service_per_api_key: l.token_requests_per_second_per_api_key,
+    };
     let public_origin = match &e.public_origin {
         None => None,
         Some(text) => Some(parse_origin(text).ok_or_else(|| {
@@ -406,6 +436,7 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         public_origin,
         sessions,
         cors,
+        rate_limits,
     })
 }
 

@@ -29,6 +29,7 @@ use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
 use crate::policy::{self, Grant, PolicyDenial};
+use crate::rate_limit::RateLimiter;
 use crate::tenant::{Tenant, TenantStore};
 use crate::upstream::forward::ForwardRequest;
 use crate::xapi::alternate::{self, AlternateMethod, AlternateRequest};
@@ -64,6 +65,7 @@ pub struct EdgeState<'a> {
     pub sessions: &'a dyn SessionStore,
     /// Total time allowed for reading the client's body.
     pub body_timeout: Duration,
+    pub limiter: &'a RateLimiter,
 }
 
 /// Judge the request. On `Ok`, `ctx` holds the tenant, the resource, what is forwarded
@@ -134,10 +136,11 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
         let headers = ForwardHeaders::read(header_fields(&req.headers)).map_err(Denial::Header)?;
         ctx.forward = Some(ForwardRequest {
             method,
-            resource_suffix: resource.upstream_suffix(),
+            resource,
             query: None,
             headers,
             content_type: None,
+            request_id: ctx.start.id,
         });
         return Ok(Admission::Proxy);
     }
@@ -174,6 +177,10 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     if state.sessions.token_revoked(&tenant.id, &claims.jti, claims.iat, &|| learner_key(&grant.actor)) {
         return Err(Denial::SessionEnded(EndReason::Revoked));
     }
+    ctx.session_id = Some(claims.session_id.clone());
+    // Only authenticated requests count, so a client without a token cannot spend a tenant's
+    // budget; a token over its own limit does not spend the tenant's either.
+    state.limiter.edge(&tenant.rate_limits, &tenant.id, &claims.jti).map_err(Denial::RateLimited)?;
 
     let req = session.req_header();
     let form_fields = alternate.iter().flat_map(|a| a.headers.iter().map(|(n, v)| (*n, v.as_bytes())));
@@ -186,10 +193,11 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     let judgement = judge(session, ctx, (grant, &token), resource, &judged, &tenant).await?;
     ctx.forward = Some(ForwardRequest {
         method: judged.method.clone(),
-        resource_suffix: resource.upstream_suffix(),
+        resource,
         query: judgement.query,
         headers: forwarded,
         content_type: judgement.content_type,
+        request_id: ctx.start.id,
     });
     if judged.alternate.is_some() {
         if let Admission::Proxy | Admission::ForwardDirect(_) = judgement.admission {

@@ -1,20 +1,58 @@
 //! What one edge request carries from phase to phase.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::cors::CorsReply;
 use crate::auth::sessions::Reservation;
+use crate::request_id::RequestId;
 use crate::tenant::Tenant;
 use crate::upstream::forward::ForwardRequest;
 use crate::upstream::UpstreamNode;
 use crate::xapi::agent::Ifi;
 use crate::xapi::route::Resource;
 
+/// When a request began and its id.
+pub struct RequestStart {
+    pub id: RequestId,
+    pub at: Instant,
+}
+
+impl Default for RequestStart {
+    fn default() -> Self {
+        RequestStart { id: RequestId::next(), at: Instant::now() }
+    }
+}
+
+/// Counts an open edge connection (`lrsgate_edge_open_connections`) while it lives: made on a
+/// connection's first request and carried over keep-alive requests.
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    pub fn open() -> Arc<ConnectionGuard> {
+        crate::metrics::OPEN_CONNECTIONS.inc();
+        Arc::new(ConnectionGuard(()))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        crate::metrics::OPEN_CONNECTIONS.dec();
+    }
+}
+
 /// Per-request state. Holds the tenant snapshot taken once in `request_filter`.
 #[derive(Default)]
 pub struct EdgeCtx {
+    pub start: RequestStart,
+    /// This request's connection (see `ConnectionGuard`).
+    pub connection: Option<Arc<ConnectionGuard>>,
+    /// The verified token's session, for the audit trail.
+    pub session_id: Option<String>,
+    /// When the upstream exchange began (Pingora's path), for its duration.
+    pub upstream_started: Option<Instant>,
     pub tenant: Option<Arc<Tenant>>,
     pub resource: Option<Resource>,
     /// What the LRS receives for an admitted request (method, resource, query, headers).

@@ -18,8 +18,14 @@ pub fn fetch_url(public_origin: &str, code: &FetchCode) -> String {
     format!("{public_origin}{FETCH_PREFIX}{}", code.as_str())
 }
 
-/// Redeem `code` for `tenant` at `now` (Unix seconds): the signed session token, once.
-pub async fn redeem(code: &str, tenant: &Tenant, sessions: &dyn SessionStore, now: u64) -> Result<String, Denial> {
+/// Redeem `code` for `tenant` at `now` (Unix seconds): the signed session token, once, and its
+/// session id.
+pub async fn redeem(
+    code: &str,
+    tenant: &Tenant,
+    sessions: &dyn SessionStore,
+    now: u64,
+) -> Result<(String, String), Denial> {
     let claims = sessions.redeem_fetch(code, &tenant.id, now).await.map_err(Denial::Fetch)?;
     // The LMS may have ended the session before the AU fetched its token.
     if let Some(record) = sessions.lookup(&tenant.id, &claims.session_id) {
@@ -32,10 +38,11 @@ pub async fn redeem(code: &str, tenant: &Tenant, sessions: &dyn SessionStore, no
     if sessions.token_revoked(&tenant.id, &claims.jti, claims.iat, &learner) {
         return Err(Denial::Fetch(FetchRefusal::UsedOrExpired));
     }
-    issue::sign(&claims, &tenant.keys).map_err(|e| {
-        log::error!("signing a fetched token failed for tenant {}: {e}", tenant.id);
+    let token = issue::sign(&claims, &tenant.keys).map_err(|e| {
+        log::error!(tenant = tenant.id.as_str(); "signing a fetched token failed: {e}");
         Denial::Fetch(FetchRefusal::Internal)
-    })
+    })?;
+    Ok((token, claims.session_id))
 }
 
 /// The success body: `{"auth-token": "<token>"}`.

@@ -13,6 +13,9 @@ pub mod fetch;
 pub mod reads;
 pub mod tls;
 
+use std::any::Any;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::{debug, info, log_enabled, Level};
@@ -23,22 +26,24 @@ use pingora::proxy::{FailToProxy, ProxyHttp};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use self::admit::{admit, Admission, EdgeState};
+use self::context::ConnectionGuard;
 pub use self::context::EdgeCtx;
 use self::reads::judge_statement_read;
+use crate::audit::{AuditEvent, EventKind};
 use crate::auth::sessions::SessionStore;
 use crate::clock::unix_now;
 use crate::denial::Denial;
-use crate::http_io::{has_body, json_header, write_denial, write_json};
-use crate::logfields::learner_hash;
+use crate::http_io::{has_body, json_header, write_denial, write_json, REQUEST_ID};
 use crate::metrics;
+use crate::operations::Operations;
 use crate::tenant::TenantStore;
 use crate::upstream::forward::{fetch_judged, forward_buffered, upstream_request, Forwarded, ReadTarget};
 
 /// The edge proxy.
 pub struct Edge {
     store: TenantStore,
-    sessions: std::sync::Arc<dyn SessionStore>,
-    learner_salt: String,
+    sessions: Arc<dyn SessionStore>,
+    ops: Arc<Operations>,
     /// Pooled connections for bodies forwarded directly (over the replay buffer's size).
     connector: Connector,
     /// Total time a client may take to send a body lrsgate reads before deciding.
@@ -48,20 +53,45 @@ pub struct Edge {
 impl Edge {
     pub fn new(
         store: TenantStore,
-        sessions: std::sync::Arc<dyn SessionStore>,
-        learner_salt: String,
+        sessions: Arc<dyn SessionStore>,
+        ops: Arc<Operations>,
         body_read_timeout: std::time::Duration,
     ) -> Self {
-        Edge { store, sessions, learner_salt, connector: Connector::new(None), body_read_timeout }
+        Edge { store, sessions, ops, connector: Connector::new(None), body_read_timeout }
+    }
+
+    /// The audit trail's record of a refusal (every one, fetch URLs' included).
+    fn audit_refusal(&self, ctx: &EdgeCtx, denial: &Denial) {
+        if !self.ops.audit.enabled() {
+            return;
+        }
+        let (status, code) = denial.status_and_code();
+        let kind = if matches!(denial, Denial::Fetch(_)) { EventKind::FetchRefused } else { EventKind::RequestRefused };
+        let mut event = AuditEvent::new(kind, "edge").reason(code).request(ctx.start.id);
+        event.status = Some(status);
+        event.resource = ctx.resource.map(|r| r.label().to_owned());
+        if let Some(tenant) = &ctx.tenant {
+            event = event.tenant(&tenant.id);
+            if let Some(learner) = &ctx.learner {
+                event = event.learner(self.ops.learner_hash(&tenant.id, learner));
+            }
+        }
+        event.session_id = ctx.session_id.clone();
+        self.ops.audit.record(event);
     }
 
     async fn refuse(&self, session: &mut Session, ctx: &mut EdgeCtx, denial: Denial) -> Result<bool> {
         // A body framed in a way lrsgate refused cannot be drained reliably either: close.
         let body_unread = (has_body(session) && !session.is_body_done()) || matches!(denial, Denial::Header(_));
         ctx.refused = Some(denial.status_and_code());
+        self.audit_refusal(ctx, &denial);
+        if let Denial::RateLimited(limit) = denial {
+            let tenant = ctx.tenant.as_ref().map_or("", |t| self.ops.tenant_label(&t.id));
+            metrics::RATE_LIMITED.with_label_values(&["edge", limit.label(), tenant]).inc();
+        }
         let fetch = matches!(denial, Denial::Fetch(_));
         let retry = denial.retry_after();
-        write_denial(session, &denial, body_unread, &|h| {
+        write_denial(session, &denial, &ctx.start.id, body_unread, &|h| {
             ctx.cors.apply(h);
             if fetch {
                 let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
@@ -78,10 +108,16 @@ impl Edge {
     async fn serve_fetch(&self, session: &mut Session, ctx: &mut EdgeCtx, code: &str) -> Result<bool> {
         let Some(tenant) = ctx.tenant.clone() else { return self.refuse(session, ctx, Denial::Internal).await };
         match fetch::redeem(code, &tenant, self.sessions.as_ref(), unix_now()).await {
-            Ok(token) => {
+            Ok((token, session_id)) => {
                 metrics::FETCHES.with_label_values(&["redeemed"]).inc();
+                self.ops.audit.record(
+                    AuditEvent::new(EventKind::FetchRedeemed, "edge")
+                        .tenant(&tenant.id)
+                        .session(&session_id)
+                        .request(ctx.start.id),
+                );
                 let body_unread = has_body(session) && !session.is_body_done();
-                write_json(session, 200, fetch::token_body(&token), body_unread, &|h| {
+                write_json(session, 200, fetch::token_body(&token), &ctx.start.id, body_unread, &|h| {
                     ctx.cors.apply(h);
                     let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
                 })
@@ -101,9 +137,31 @@ impl ProxyHttp for Edge {
         EdgeCtx::default()
     }
 
+    async fn early_request_filter(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
+        // A connection's first request opens its guard; later ones got it in `on_connection_reuse`.
+        if ctx.connection.is_none() {
+            ctx.connection = Some(ConnectionGuard::open());
+        }
+        Ok(())
+    }
+
+    fn persist_connection_context(&self, _session: &Session, ctx: &EdgeCtx) -> Option<Box<dyn Any + Send + Sync>> {
+        ctx.connection.clone().map(|guard| Box::new(guard) as Box<dyn Any + Send + Sync>)
+    }
+
+    fn on_connection_reuse(&self, _session: &mut Session, ctx: &mut EdgeCtx, prev: Box<dyn Any + Send + Sync>) {
+        if let Ok(guard) = prev.downcast::<Arc<ConnectionGuard>>() {
+            ctx.connection = Some(*guard);
+        }
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
-        let state =
-            EdgeState { tenants: &self.store, sessions: self.sessions.as_ref(), body_timeout: self.body_read_timeout };
+        let state = EdgeState {
+            tenants: &self.store,
+            sessions: self.sessions.as_ref(),
+            body_timeout: self.body_read_timeout,
+            limiter: &self.ops.limiter,
+        };
         match admit(session, ctx, &state).await {
             Ok(Admission::Proxy) => Ok(false),
             Ok(Admission::Fetch(code)) => self.serve_fetch(session, ctx, &code).await,
@@ -113,6 +171,7 @@ impl ProxyHttp for Edge {
                     header.insert_header(name, value)?;
                 }
                 header.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                header.insert_header(REQUEST_ID, ctx.start.id.as_str())?;
                 if ctx.cors.vary {
                     header.insert_header(http::header::VARY, "Origin")?;
                 }
@@ -121,7 +180,7 @@ impl ProxyHttp for Edge {
             }
             Ok(Admission::Answered) => {
                 let body = Bytes::from_static(br#"{"status":"ok"}"#);
-                session.write_response_header(json_header(200, body.len()), false).await?;
+                session.write_response_header(json_header(200, body.len(), &ctx.start.id), false).await?;
                 session.write_response_body(Some(body), true).await?;
                 Ok(true)
             }
@@ -130,9 +189,12 @@ impl ProxyHttp for Edge {
                 let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let cors = ctx.cors.clone();
-                match forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &|h| cors.apply(h)).await
-                {
+                let (cors, id) = (ctx.cors.clone(), ctx.start.id);
+                let finish = |h: &mut ResponseHeader| {
+                    cors.apply(h);
+                    let _ = h.insert_header(REQUEST_ID, id.as_str());
+                };
+                match forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &finish).await {
                     Ok(Forwarded::Relayed(status)) => ctx.forwarded_status = Some(status),
                     Ok(Forwarded::Aborted(status)) => {
                         session.set_keepalive(None);
@@ -150,7 +212,11 @@ impl ProxyHttp for Edge {
                 };
                 let jti = ctx.token_id.clone().unwrap_or_default();
                 let more = ctx.upstream_more.take();
-                let cors = ctx.cors.clone();
+                let (cors, id) = (ctx.cors.clone(), ctx.start.id);
+                let finish = |h: &mut ResponseHeader| {
+                    cors.apply(h);
+                    let _ = h.insert_header(REQUEST_ID, id.as_str());
+                };
                 let judged = fetch_judged(
                     &self.connector,
                     session,
@@ -158,7 +224,7 @@ impl ProxyHttp for Edge {
                     fwd,
                     more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
                     tenant.max_body_bytes,
-                    &|h| cors.apply(h),
+                    &finish,
                     |resp, body| {
                         let content_type =
                             resp.headers.get(http::header::CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
@@ -184,6 +250,7 @@ impl ProxyHttp for Edge {
         let (peer, node) =
             tenant.upstream.select().ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy LRS node"))?;
         ctx.node = Some(node.clone());
+        ctx.upstream_started.get_or_insert_with(std::time::Instant::now);
         Ok(peer)
     }
 
@@ -196,6 +263,7 @@ impl ProxyHttp for Edge {
     ) -> Box<Error> {
         // Nothing was sent yet: another node may take it, but each node gets one try at most
         // (Pingora's own cap, `max_retries`, is 16 connect timeouts).
+        metrics::upstream_error(&e);
         ctx.connect_failures += 1;
         let nodes = ctx.tenant.as_ref().map_or(1, |t| t.upstream.node_count());
         e.set_retry(ctx.connect_failures < nodes);
@@ -248,14 +316,21 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream.status.as_u16();
         metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+        if let (Some(started), Some(resource)) = (ctx.upstream_started, ctx.resource) {
+            metrics::UPSTREAM_DURATION.with_label_values(&[resource.label()]).observe(started.elapsed().as_secs_f64());
+        }
         ctx.forwarded_status = Some(status);
         ctx.cors.apply(upstream);
+        upstream.insert_header(REQUEST_ID, ctx.start.id.as_str())?;
         Ok(())
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut EdgeCtx) -> FailToProxy {
         let client_gone = e.esource() == &ErrorSource::Downstream
             && matches!(e.etype(), ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed);
+        if e.esource() == &ErrorSource::Upstream {
+            metrics::upstream_error(e);
+        }
         let denial = match e.esource() {
             ErrorSource::Upstream => Denial::from_upstream_error(e),
             _ if matches!(
@@ -272,8 +347,9 @@ impl ProxyHttp for Edge {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
         ctx.refused = Some((status, code));
+        self.audit_refusal(ctx, &denial);
         if session.response_written().is_none() {
-            let _ = write_denial(session, &denial, true, &|h| ctx.cors.apply(h)).await;
+            let _ = write_denial(session, &denial, &ctx.start.id, true, &|h| ctx.cors.apply(h)).await;
         }
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }
@@ -295,15 +371,17 @@ impl ProxyHttp for Edge {
         }
         let resource = ctx.resource.map_or("none", |r| r.label());
         let tenant = ctx.tenant.as_ref().map_or("-", |t| t.id.as_str());
-        let learner = || ctx.learner.as_ref().map_or_else(|| "-".to_owned(), |l| learner_hash(&self.learner_salt, l));
-        match ctx.refused {
+        let learner = || ctx.learner.as_ref().map_or_else(|| "-".to_owned(), |l| self.ops.learner_hash(tenant, l));
+        let request_id = ctx.start.id.as_str();
+        let outcome = match ctx.refused {
             Some((status, code)) => {
                 metrics::EDGE_REQUESTS.with_label_values(&[resource, "denied"]).inc();
                 metrics::DENIALS.with_label_values(&["edge", code]).inc();
                 info!(
-                    "edge refused: tenant={tenant} resource={resource} learner={} status={status} reason={code}",
-                    learner()
+                    request_id, tenant, resource, learner = learner().as_str(), status, reason = code;
+                    "edge refused"
                 );
+                "denied"
             }
             None => {
                 let status =
@@ -311,9 +389,19 @@ impl ProxyHttp for Edge {
                 let outcome = if e.is_some() { "failed" } else { "forwarded" };
                 metrics::EDGE_REQUESTS.with_label_values(&[resource, outcome]).inc();
                 if log_enabled!(Level::Debug) {
-                    debug!("edge {outcome}: tenant={tenant} resource={resource} learner={} status={status}", learner());
+                    debug!(request_id, tenant, resource, learner = learner().as_str(), status; "edge {outcome}");
                 }
+                outcome
             }
-        }
+        };
+        let tenant_label = ctx.tenant.as_ref().map_or("", |t| self.ops.tenant_label(&t.id));
+        metrics::EDGE_DURATION
+            .with_label_values(&[resource, outcome, tenant_label])
+            .observe(ctx.start.at.elapsed().as_secs_f64());
+    }
+
+    fn request_summary(&self, session: &Session, ctx: &EdgeCtx) -> String {
+        // Pingora's own error lines name the request too.
+        format!("{} request_id={}", session.as_ref().request_summary(), ctx.start.id)
     }
 }

@@ -35,6 +35,8 @@ pub struct FileSource {
     pub server: ServerConfig,
     pub store: TenantStore,
     pub health: Arc<Balancers>,
+    /// Reloads (applied, refused) go to the audit trail.
+    pub audit: crate::audit::Audit,
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -46,13 +48,20 @@ impl FileSource {
         match load_table(&self.server, &self.health).await {
             Ok(table) => {
                 let count = table.tenant_count();
+                let ids: Vec<String> = table.ids().cloned().collect();
                 self.store.store(Arc::new(table));
                 metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
                 info!("tenants reloaded ({why}): {count} tenant(s) from {}", self.server.tenants_file.display());
+                crate::audit::config_outcome(&self.audit, &ids, &[]);
             }
             Err(e) => {
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
                 error!("tenants file refused ({why}); the running config stays: {e}");
+                // The whole file is refused, so no one tenant is named.
+                self.audit.record(
+                    crate::audit::AuditEvent::new(crate::audit::EventKind::ConfigRejected, "config")
+                        .detail(format!("tenants file: {e}")),
+                );
             }
         }
     }

@@ -46,6 +46,7 @@ pub struct Tenant {
     pub public_origin: Option<String>,
     pub sessions: SessionLimits,
     pub cors: CorsPolicy,
+    pub rate_limits: crate::rate_limit::RateLimits,
     /// TLS certificates by host, for the edge's TLS listener.
     pub certificates: HashMap<String, Arc<CertifiedKey>>,
     /// Tokens already verified for this snapshot of the tenant.
@@ -82,6 +83,7 @@ impl Tenant {
             public_origin: spec.public_origin,
             sessions: spec.sessions,
             cors: spec.cors,
+            rate_limits: spec.rate_limits,
             certificates,
             fingerprint: 0,
             verified: Default::default(),

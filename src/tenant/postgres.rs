@@ -28,8 +28,8 @@ use super::{Tenant, TenantStore, TenantTable};
 use crate::clock::unix_now;
 use crate::config::server::{DatabaseSettings, ServerConfig};
 use crate::config::tenants::{
-    self, ApiKeyEntry, CorsEntry, CourseEntry, LmsEntry, NodeEntry, PolicyEntry, SessionsEntry, SigningEntry,
-    TenantEntry, TlsEntry, TokensEntry, UpstreamEntry, WeightedNode,
+    self, ApiKeyEntry, CorsEntry, CourseEntry, LmsEntry, NodeEntry, PolicyEntry, RateLimitsEntry, SessionsEntry,
+    SigningEntry, TenantEntry, TlsEntry, TokensEntry, UpstreamEntry, WeightedNode,
 };
 use crate::metrics;
 use crate::secrets::{place, MasterKeys};
@@ -81,6 +81,7 @@ pub(crate) struct Rows {
     cors_max_age: Option<i32>,
     alternate_syntax: Option<String>,
     switches: [Option<bool>; 5],
+    rate_limits: [Option<i64>; 3],
     hosts: Vec<String>,
     nodes: Vec<(String, i32)>,
     credential: Option<(String, Vec<u8>, String)>,
@@ -107,7 +108,9 @@ pub async fn load_tenants(
             &q("SELECT id, status, public_origin, max_body_bytes, default_ttl_seconds, max_ttl_seconds,
                        session_max_seconds, terminated_grace_seconds, fetch_ttl_seconds, cors_max_age_seconds,
                        policy_alternate_syntax, policy_cmi5_other_objects, policy_require_session_id,
-                       policy_learner_preferences_writes, policy_activity_profile_writes, policy_cmi5_session_rules
+                       policy_learner_preferences_writes, policy_activity_profile_writes, policy_cmi5_session_rules,
+                       edge_requests_per_second, edge_requests_per_second_per_token,
+                       token_requests_per_second_per_api_key
                 FROM tenants WHERE ($1::text[] IS NULL OR id = ANY($1))"),
             &[&filter],
         )
@@ -121,6 +124,7 @@ pub async fn load_tenants(
             cors_max_age: r.get(9),
             alternate_syntax: r.get(10),
             switches: [r.get(11), r.get(12), r.get(13), r.get(14), r.get(15)],
+            rate_limits: [r.get(16), r.get(17), r.get(18)],
             ..Rows::default()
         };
         rows.insert(r.get(0), t);
@@ -260,6 +264,15 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
             password,
         },
         signing: SigningEntry { algorithms: None, secret },
+        limits: {
+            let per_second = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+            let [tenant, token, api_key] = t.rate_limits;
+            RateLimitsEntry {
+                edge_requests_per_second: per_second(tenant),
+                edge_requests_per_second_per_token: per_second(token),
+                token_requests_per_second_per_api_key: per_second(api_key),
+            }
+        },
         tokens: TokensEntry { default_ttl_seconds: seconds(default_ttl), max_ttl_seconds: seconds(max_ttl) },
         lms: LmsEntry {
             api_key_hashes: Vec::new(),
@@ -286,15 +299,15 @@ async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<Balance
 
 /// Apply loaded tenants to `table`: changed ones rebuilt, unchanged ones kept, refused ones
 /// left as they were. `reloaded`: the ids that were asked for (any not loaded was deleted);
-/// `None`: a full resync (any tenant not loaded was deleted). Returns the new table and how
-/// many tenants were refused.
+/// `None`: a full resync (any tenant not loaded was deleted). Returns the new table and which
+/// tenants were applied and refused.
 pub async fn apply(
     table: &TenantTable,
     loaded: Vec<LoadedTenant>,
     reloaded: Option<&[String]>,
     server: &ServerConfig,
     health: &Arc<Balancers>,
-) -> (TenantTable, usize) {
+) -> (TenantTable, ConfigOutcome) {
     let mut next = table.clone();
     let present: std::collections::HashSet<String> = loaded.iter().map(|t| t.id.clone()).collect();
     let gone: Vec<String> = match reloaded {
@@ -305,7 +318,7 @@ pub async fn apply(
         info!("tenant {id} removed");
         next = next.without_tenant(&id);
     }
-    let mut refused = 0;
+    let mut outcome = ConfigOutcome::default();
     let mut built = Vec::new();
     for tenant in loaded {
         if table.get(&tenant.id).is_some_and(|t| t.fingerprint == tenant.fingerprint) {
@@ -315,9 +328,9 @@ pub async fn apply(
         match build(tenant, server, health).await {
             Ok(t) => built.push(Arc::new(t)),
             Err(e) => {
-                refused += 1;
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
                 error!("tenant {id} refused; its running version stays: {e}");
+                outcome.refused.push((id, e));
             }
         }
     }
@@ -328,18 +341,28 @@ pub async fn apply(
     }
     for tenant in built {
         match next.with_tenant(tenant.clone()) {
-            Ok(with) => next = with,
+            Ok(with) => {
+                next = with;
+                outcome.applied.push(tenant.id.clone());
+            }
             Err(e) => {
-                refused += 1;
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
                 error!("tenant {} refused; its running version stays: {e}", tenant.id);
                 if let Some(old) = table.get(&tenant.id) {
                     next = next.with_tenant(old.clone()).unwrap_or(next);
                 }
+                outcome.refused.push((tenant.id.clone(), e.to_string()));
             }
         }
     }
-    (next, refused)
+    (next, outcome)
+}
+
+/// Which tenants a reload applied, and which it refused (with why).
+#[derive(Debug, Default)]
+pub struct ConfigOutcome {
+    pub applied: Vec<String>,
+    pub refused: Vec<(String, String)>,
 }
 
 /// Load every tenant into a new table (start-up, `check-config`).
@@ -365,7 +388,8 @@ pub async fn load_table(
             rows.into_iter().map(|(id, rows)| LoadedTenant::new(id, rows, &db.master_keys)).collect()
         }
     };
-    let (table, refused) = apply(&TenantTable::default(), loaded, None, server, health).await;
+    let (table, outcome) = apply(&TenantTable::default(), loaded, None, server, health).await;
+    let refused = outcome.refused.len();
     if refused > 0 {
         warn!("{refused} tenant(s) refused at start (see above); the others serve");
     }
@@ -384,6 +408,8 @@ pub struct PostgresSource {
     pub synced_at: Arc<AtomicU64>,
     /// The rows Postgres last gave, kept only where a snapshot cache is written.
     pub cache: Option<SnapshotCacheWriter>,
+    /// Applied and refused tenant configs go to the audit trail.
+    pub audit: crate::audit::Audit,
 }
 
 /// What the snapshot cache is written from: every tenant's rows as Postgres last gave them.
@@ -462,12 +488,13 @@ impl PostgresSource {
             cache.record(&loaded, ids);
         }
         let current = self.store.load_full();
-        let (next, refused) = apply(&current, loaded, ids, &self.server, &self.health).await;
+        let (next, outcome) = apply(&current, loaded, ids, &self.server, &self.health).await;
         let count = next.tenant_count();
         self.store.store(Arc::new(next));
-        if refused == 0 {
+        if outcome.refused.is_empty() {
             metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
         }
+        crate::audit::config_outcome(&self.audit, &outcome.applied, &outcome.refused);
         match ids {
             None => info!("tenants resynced from Postgres: {count} tenant(s)"),
             Some(ids) => info!("tenant(s) reloaded from Postgres: {}", ids.join(", ")),

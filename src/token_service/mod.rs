@@ -17,6 +17,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use self::request::{EndRequest, EndTarget, TokenRequest};
+use crate::audit::{AuditEvent, EventKind};
 use crate::auth::sessions::{learner_key, FetchCode, FetchTicket, Revocation, SessionStore};
 use crate::auth::{apikey, issue};
 use crate::config::tenants::TenantStatus;
@@ -24,6 +25,8 @@ use crate::denial::Denial;
 use crate::edge::fetch::fetch_url;
 use crate::http_io::{bearer_credential, has_body, json_response, read_bounded};
 use crate::metrics;
+use crate::operations::Operations;
+use crate::request_id::RequestId;
 use crate::tenant::{Tenant, TenantStore};
 
 /// The token service application.
@@ -34,7 +37,16 @@ pub struct TokenService {
     pub max_request_bytes: usize,
     /// Total time allowed for reading a token request body.
     pub body_read_timeout: std::time::Duration,
-    pub learner_salt: String,
+    pub ops: Arc<Operations>,
+}
+
+/// One token service request as the audit trail and the logs know it.
+struct Call {
+    id: RequestId,
+    /// The tenant once resolved.
+    tenant: Option<String>,
+    /// The API key once verified (`apikey::audit_name`).
+    key: Option<String>,
 }
 
 /// What the LMS asks for.
@@ -44,29 +56,62 @@ enum Route {
     EndSession,
 }
 
+/// The `endpoint` label of the token service's duration histogram.
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/auth/token" => "token",
+        "/auth/sessions/end" => "sessions_end",
+        _ => "other",
+    }
+}
+
 #[async_trait]
 impl ServeHttp for TokenService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match self.handle(session).await {
-            Ok(response) => response,
+        let started = std::time::Instant::now();
+        let endpoint = endpoint_label(session.req_header().uri.path());
+        let mut call = Call { id: RequestId::next(), tenant: None, key: None };
+        let (response, outcome) = match self.handle(session, &mut call).await {
+            Ok(response) => (response, "ok"),
             Err(denial) => {
                 let (status, code) = denial.status_and_code();
                 metrics::DENIALS.with_label_values(&["token", code]).inc();
-                info!("token service refused: reason={code} status={status}");
+                if let Denial::RateLimited(limit) = denial {
+                    let tenant = call.tenant.as_deref().map_or("", |t| self.ops.tenant_label(t));
+                    metrics::RATE_LIMITED.with_label_values(&["token", limit.label(), tenant]).inc();
+                }
+                info!(
+                    request_id = call.id.as_str(), tenant = call.tenant.as_deref().unwrap_or("-"), status, reason = code;
+                    "token service refused"
+                );
+                let mut event = AuditEvent::new(EventKind::RequestRefused, "token").reason(code).request(call.id);
+                event.status = Some(status);
+                event.tenant = call.tenant.clone();
+                event.actor = call.key.clone();
+                event.resource = Some(endpoint.to_owned());
+                self.ops.audit.record(event);
                 if has_body(session) && !session.is_body_done() {
                     session.set_keepalive(None);
                 }
-                json_response(status, denial.body())
+                let mut response = json_response(status, denial.body(&call.id), &call.id);
+                if let Some(seconds) = denial.retry_after() {
+                    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(seconds));
+                }
+                (response, "denied")
             }
-        }
+        };
+        metrics::TOKEN_DURATION.with_label_values(&[endpoint, outcome]).observe(started.elapsed().as_secs_f64());
+        response
     }
 }
 
 impl TokenService {
-    async fn handle(&self, session: &mut ServerSession) -> Result<Response<Vec<u8>>, Denial> {
+    async fn handle(&self, session: &mut ServerSession, call: &mut Call) -> Result<Response<Vec<u8>>, Denial> {
         let req = session.req_header();
         let route = match (req.uri.path(), &req.method) {
-            ("/healthz", &Method::GET) => return Ok(json_response(200, br#"{"status":"ok"}"#.to_vec())),
+            ("/healthz", &Method::GET) => {
+                return Ok(json_response(200, br#"{"status":"ok"}"#.to_vec(), &call.id));
+            }
             ("/auth/token", &Method::POST) => Route::IssueToken,
             ("/auth/sessions/end", &Method::POST) => Route::EndSession,
             ("/auth/token" | "/auth/sessions/end", _) => return Err(Denial::MethodNotAllowed),
@@ -75,29 +120,30 @@ impl TokenService {
         let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let table = self.store.load();
         let tenant = table.resolve(host).ok_or(Denial::UnknownTenant)?.clone();
+        call.tenant = Some(tenant.id.clone());
         if tenant.status == TenantStatus::Suspended {
             return Err(Denial::TenantSuspended);
         }
         let key = bearer_credential(session).ok_or(Denial::ApiKeyMissing)?;
         let now = crate::clock::unix_now();
-        if !apikey::matches(key, &tenant.api_keys, now) {
-            return Err(Denial::ApiKeyInvalid);
-        }
+        let key = apikey::matching(key, &tenant.api_keys, now).ok_or(Denial::ApiKeyInvalid)?;
+        call.key = Some(apikey::audit_name(&key));
+        self.ops.limiter.token_service(&tenant.rate_limits, &tenant.id, &key).map_err(Denial::RateLimited)?;
         let content_type = req.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
         crate::xapi::media_type::json_body(content_type).map_err(Denial::ContentType)?;
         let body = read_bounded(session, self.max_request_bytes, self.body_read_timeout)
             .await
             .map_err(|e| Denial::from_body_read(e, self.max_request_bytes))?;
         match route {
-            Route::IssueToken => self.issue(&tenant, &body, now).await,
-            Route::EndSession => self.end_session(&tenant, &body, now).await,
+            Route::IssueToken => self.issue(&tenant, &body, now, call).await,
+            Route::EndSession => self.end_session(&tenant, &body, now, call).await,
         }
     }
 
     /// `POST /auth/token`: the token in the reply, or with `"delivery": "cmi5"` a fetch URL
     /// that hands it to the AU once. A cmi5-delivered token lives for the tenant's maximum
     /// session length; its session ends earlier by `terminated`, the LMS or a revocation.
-    async fn issue(&self, tenant: &Tenant, body: &Bytes, now: u64) -> Result<Response<Vec<u8>>, Denial> {
+    async fn issue(&self, tenant: &Tenant, body: &Bytes, now: u64, call: &Call) -> Result<Response<Vec<u8>>, Denial> {
         let request = TokenRequest::parse(body, &tenant.courses).map_err(Denial::TokenRequest)?;
         let (default_ttl, max_ttl) = if request.cmi5_delivery {
             (tenant.sessions.max_seconds, tenant.sessions.max_seconds)
@@ -105,7 +151,7 @@ impl TokenService {
             (tenant.default_ttl_seconds, tenant.max_ttl_seconds)
         };
         let claims = request.claims(&tenant.id, &tenant.keys.issuer, now, default_ttl, max_ttl);
-        let learner = crate::logfields::learner_hash(&self.learner_salt, &request.actor);
+        let learner = self.ops.learner_hash(&tenant.id, &request.actor);
         let mut reply = json!({
             "expires_at": rfc3339(claims.exp),
             "expires_in": claims.exp - now,
@@ -122,32 +168,46 @@ impl TokenService {
             let keep_until = claims.exp;
             let ticket = FetchTicket::new(tenant.id.clone(), claims, unused_until);
             self.sessions.put_fetch(&code, ticket, keep_until).await.map_err(|e| {
-                error!("storing a fetch code failed for tenant {}: {}", tenant.id, e.0);
+                error!(request_id = call.id.as_str(), tenant = tenant.id.as_str(); "storing a fetch code failed: {}", e.0);
                 Denial::StoreUnavailable
             })?;
             metrics::FETCHES.with_label_values(&["issued"]).inc();
         } else {
             let token = issue::sign(&claims, &tenant.keys).map_err(|e| {
-                error!("signing failed for tenant {}: {e}", tenant.id);
+                error!(request_id = call.id.as_str(), tenant = tenant.id.as_str(); "signing failed: {e}");
                 Denial::Internal
             })?;
             reply["token"] = json!(token);
         }
         metrics::TOKENS_ISSUED.inc();
+        let session_id = reply["session_id"].as_str().unwrap_or_default();
+        let delivery = if request.cmi5_delivery { "cmi5" } else { "reply" };
         info!(
-            "token issued: tenant={} learner={learner} session={} ttl={} delivery={}",
-            tenant.id,
-            reply["session_id"].as_str().unwrap_or_default(),
-            reply["expires_in"],
-            if request.cmi5_delivery { "cmi5" } else { "reply" },
+            request_id = call.id.as_str(), tenant = tenant.id.as_str(), learner = learner.as_str(), session = session_id,
+            ttl = reply["expires_in"].as_u64().unwrap_or_default(), delivery;
+            "token issued"
         );
-        Ok(json_response(200, reply.to_string().into_bytes()))
+        let mut event = AuditEvent::new(EventKind::TokenIssued, "token")
+            .tenant(&tenant.id)
+            .session(session_id)
+            .learner(learner)
+            .request(call.id)
+            .detail(format!("delivery={delivery}"));
+        event.actor = call.key.clone();
+        self.ops.audit.record(event);
+        Ok(json_response(200, reply.to_string().into_bytes(), &call.id))
     }
 
     /// `POST /auth/sessions/end`: every token of the session (or the one token, or every token
     /// the learner was issued so far) is refused from now on (401 `session_ended`) on every
     /// instance, and an unused fetch URL no longer gives a token.
-    async fn end_session(&self, tenant: &Tenant, body: &Bytes, now: u64) -> Result<Response<Vec<u8>>, Denial> {
+    async fn end_session(
+        &self,
+        tenant: &Tenant,
+        body: &Bytes,
+        now: u64,
+        call: &Call,
+    ) -> Result<Response<Vec<u8>>, Denial> {
         let request = EndRequest::parse(body).map_err(Denial::TokenRequest)?;
         // Kept as long as any token it names can still be presented.
         let keep_until = now + tenant.sessions.max_seconds.max(tenant.max_ttl_seconds);
@@ -168,21 +228,33 @@ impl TokenService {
             }
         };
         stored.map_err(|e| {
-            error!("ending a session failed for tenant {}: {}", tenant.id, e.0);
+            error!(request_id = call.id.as_str(), tenant = tenant.id.as_str(); "ending a session failed: {}", e.0);
             Denial::StoreUnavailable
         })?;
         metrics::SESSIONS_ENDED.with_label_values(&[request.reason.as_str()]).inc();
+        let (kind, target) = match &request.target {
+            EndTarget::Session(id) if request.reason != crate::auth::sessions::EndReason::Revoked => {
+                (EventKind::SessionEnded, format!("session={id}"))
+            }
+            EndTarget::Session(id) => (EventKind::Revoked, format!("session={id}")),
+            EndTarget::Token(jti) => (EventKind::Revoked, format!("jti={jti}")),
+            EndTarget::Learner(_) => (EventKind::Revoked, "learner".to_owned()),
+        };
         info!(
-            "ended by the LMS: tenant={} {} reason={}",
-            tenant.id,
-            match &request.target {
-                EndTarget::Session(id) => format!("session={id}"),
-                EndTarget::Token(jti) => format!("jti={jti}"),
-                EndTarget::Learner(_) => format!("learner={}", reply["learner_key"].as_str().unwrap_or_default()),
-            },
-            request.reason.as_str()
+            request_id = call.id.as_str(), tenant = tenant.id.as_str(), target = target.as_str(),
+            reason = request.reason.as_str();
+            "ended by the LMS"
         );
-        Ok(json_response(200, reply.to_string().into_bytes()))
+        let mut event =
+            AuditEvent::new(kind, "token").tenant(&tenant.id).reason(request.reason.as_str()).request(call.id);
+        event.actor = call.key.clone();
+        match &request.target {
+            EndTarget::Session(id) => event.session_id = Some(id.clone()),
+            EndTarget::Token(jti) => event.detail = Some(format!("jti={jti}")),
+            EndTarget::Learner(actor) => event.learner = Some(self.ops.learner_hash(&tenant.id, actor)),
+        }
+        self.ops.audit.record(event);
+        Ok(json_response(200, reply.to_string().into_bytes(), &call.id))
     }
 }
 

@@ -17,7 +17,9 @@ use pingora::protocols::http::ServerSession;
 use super::{UpstreamNode, UpstreamPool};
 use crate::denial::Denial;
 use crate::metrics;
+use crate::request_id::RequestId;
 use crate::xapi::headers::ForwardHeaders;
+use crate::xapi::route::Resource;
 
 /// Everything lrsgate sends the LRS for an admitted request, each part judged or written by
 /// lrsgate itself: the method (the normal form's for the Alternate Request Syntax), the
@@ -26,13 +28,15 @@ use crate::xapi::headers::ForwardHeaders;
 #[derive(Debug, Clone)]
 pub struct ForwardRequest {
     pub method: Method,
-    /// The path below the node's base path (`Resource::upstream_suffix`).
-    pub resource_suffix: &'static str,
+    /// The resource (its path below the node's base path is `Resource::upstream_suffix`).
+    pub resource: Resource,
     /// The judged query, canonically encoded (`None`: no query).
     pub query: Option<String>,
     pub headers: ForwardHeaders,
     /// The Content-Type lrsgate writes for a body (`None`: no body, or none declared).
     pub content_type: Option<String>,
+    /// Sent as `X-Request-Id`, so the LRS's logs name the same request as lrsgate's.
+    pub request_id: RequestId,
 }
 
 /// The request header the LRS receives, built from nothing but `fwd`: its path (the node's base
@@ -46,18 +50,19 @@ pub fn upstream_request(
     body_len: Option<usize>,
 ) -> pingora::Result<RequestHeader> {
     let query = fwd.query.as_deref().filter(|q| !q.is_empty());
-    let mut uri =
-        String::with_capacity(node.base_path.len() + fwd.resource_suffix.len() + 2 + query.map_or(0, str::len));
+    let suffix = fwd.resource.upstream_suffix();
+    let mut uri = String::with_capacity(node.base_path.len() + suffix.len() + 2 + query.map_or(0, str::len));
     uri.push_str(&node.base_path);
     uri.push('/');
-    uri.push_str(fwd.resource_suffix);
+    uri.push_str(suffix);
     if let Some(q) = query {
         uri.push('?');
         uri.push_str(q);
     }
-    let mut req = RequestHeader::build(fwd.method.clone(), uri.as_bytes(), Some(8))?;
+    let mut req = RequestHeader::build(fwd.method.clone(), uri.as_bytes(), Some(9))?;
     req.insert_header(HOST, node.host_header.as_str())?;
     req.insert_header(AUTHORIZATION, lrs_authorization)?;
+    req.insert_header(crate::http_io::REQUEST_ID, fwd.request_id.as_str())?;
     for (name, value) in fwd.headers.pairs() {
         req.insert_header(name, value)?;
     }
@@ -90,6 +95,7 @@ pub async fn forward_buffered(
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
+    let started = std::time::Instant::now();
     let (mut http, peer, node) = connect(connector, pool).await?;
     let req = upstream_request(fwd, node, &pool.authorization, Some(body.len())).map_err(|_| Denial::Internal)?;
     let sent = async {
@@ -101,8 +107,10 @@ pub async fn forward_buffered(
     .await;
     if let Err(e) = sent {
         // Something may have reached the LRS: never resend a non-idempotent write.
+        metrics::upstream_error(&e);
         return Err(Denial::from_upstream_error(&e));
     }
+    metrics::UPSTREAM_DURATION.with_label_values(&[fwd.resource.label()]).observe(started.elapsed().as_secs_f64());
     let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
     let status = resp.status.as_u16();
@@ -151,6 +159,7 @@ async fn connect<'p>(
             Ok((http, _reused)) => return Ok((http, peer, node)),
             Err(e) => {
                 warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
+                metrics::upstream_error(&e);
                 last_error = Denial::from_upstream_error(&e);
             }
         }
@@ -183,7 +192,9 @@ pub async fn fetch_judged(
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
     judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
+    let started = std::time::Instant::now();
     let (mut http, peer, node) = connect(connector, pool).await?;
+    let resource = fwd.resource;
     let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd };
     let mut req = upstream_request(&get, node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
     if let ReadTarget::More(path) = target {
@@ -194,6 +205,7 @@ pub async fn fetch_judged(
         http.write_request_header(Box::new(req)).await?;
         http.finish_request_body().await?;
         http.read_response_header().await?;
+        metrics::UPSTREAM_DURATION.with_label_values(&[resource.label()]).observe(started.elapsed().as_secs_f64());
         let mut body = Vec::new();
         while let Some(chunk) = http.read_response_body().await? {
             if body.len() + chunk.len() > limit {
@@ -205,7 +217,12 @@ pub async fn fetch_judged(
         Ok::<_, Box<pingora::Error>>(Some(body))
     }
     .await;
-    let body = answered.map_err(|e| Denial::from_upstream_error(&e))?.ok_or(Denial::UpstreamInvalid)?;
+    let body = answered
+        .map_err(|e| {
+            metrics::upstream_error(&e);
+            Denial::from_upstream_error(&e)
+        })?
+        .ok_or(Denial::UpstreamInvalid)?;
     let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
     connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
@@ -243,10 +260,11 @@ mod tests {
         let headers = ForwardHeaders { version: Some("1.0.3"), if_match: Some("\"e\"".into()), ..Default::default() };
         let fwd = ForwardRequest {
             method: Method::PUT,
-            resource_suffix: "activities/state",
+            resource: Resource::ActivitiesState,
             query: Some("stateId=a%20b".into()),
             headers,
             content_type: Some("application/json".into()),
+            request_id: RequestId::next(),
         };
         let req = upstream_request(&fwd, &node(), "Basic bHJzOnB3", Some(42)).unwrap();
         assert_eq!(req.method, Method::PUT);
@@ -255,7 +273,15 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["authorization", "content-length", "content-type", "host", "if-match", "x-experience-api-version"]
+            [
+                "authorization",
+                "content-length",
+                "content-type",
+                "host",
+                "if-match",
+                "x-experience-api-version",
+                "x-request-id"
+            ]
         );
         let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(h("authorization").as_deref(), Some("Basic bHJzOnB3"));
@@ -268,13 +294,15 @@ mod tests {
     fn a_bodyless_request_has_no_framing_or_content_type() {
         let fwd = ForwardRequest {
             method: Method::GET,
-            resource_suffix: "about",
+            resource: Resource::About,
             query: None,
             headers: ForwardHeaders::default(),
             content_type: Some("application/json".into()),
+            request_id: RequestId::next(),
         };
         let req = upstream_request(&fwd, &node(), "Basic x", None).unwrap();
         assert_eq!(req.uri.to_string(), "/base/xapi/about");
-        assert_eq!(req.headers.len(), 2, "Host and Authorization only");
+        assert_eq!(req.headers.len(), 3, "Host, Authorization and X-Request-Id only");
+        assert_eq!(req.headers.get("x-request-id").unwrap().to_str().unwrap(), fwd.request_id.as_str());
     }
 }

@@ -21,7 +21,7 @@ impl Db {
         let config = pg.path().join("cli.toml");
         std::fs::write(&config, format!("[database]\nurl = \"{}\"\nmaster_keys = \"{keys}\"\n", pg.url())).unwrap();
         let db = Db { pg, keys, config };
-        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([1, 2]));
+        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([1, 2, 3]));
         assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([]), "idempotent");
         db
     }
@@ -55,11 +55,17 @@ impl Db {
 
     /// A gate with more keys in its `[database]` section.
     pub fn gate_with(&self, lrs: &StandIn, tls: bool, database_extra: &str) -> Gate {
-        let mut opts = GateOptions::new(&[lrs.port]);
-        opts.database = Some((self.pg.url(), self.keys.clone()));
+        let mut opts = self.options(lrs);
         opts.database_extra = database_extra.to_owned();
         opts.edge_tls = tls;
         Gate::start(opts)
+    }
+
+    /// Gate options in Postgres mode on this database.
+    pub fn options(&self, lrs: &StandIn) -> GateOptions {
+        let mut opts = GateOptions::new(&[lrs.port]);
+        opts.database = Some((self.pg.url(), self.keys.clone()));
+        opts
     }
 }
 

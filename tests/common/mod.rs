@@ -175,6 +175,8 @@ pub struct GateOptions {
     pub edge_tls: bool,
     /// Files written beside the tenants file (name, content), such as course structures.
     pub files: Vec<(String, String)>,
+    /// Sections appended to the server file (`[audit]`, `[metrics]`, `[logging]` …).
+    pub server_extra: String,
 }
 
 impl GateOptions {
@@ -191,7 +193,14 @@ impl GateOptions {
             database_extra: String::new(),
             edge_tls: false,
             files: Vec::new(),
+            server_extra: String::new(),
         }
+    }
+
+    pub fn server(mut self, toml: &str) -> Self {
+        self.server_extra.push_str(toml);
+        self.server_extra.push('\n');
+        self
     }
 
     pub fn acme_key(mut self, toml: &str) -> Self {
@@ -299,9 +308,11 @@ pid_file = "{pid}"
 upgrade_sock = "{sock}"
 grace_period_seconds = 1
 graceful_shutdown_timeout_seconds = 1
+{server_extra}
 "#,
                 pid = dir.path().join("lrsgate.pid").display(),
                 sock = dir.path().join("upgrade.sock").display(),
+                server_extra = opts.server_extra,
             ),
         )
         .unwrap();
@@ -374,6 +385,25 @@ graceful_shutdown_timeout_seconds = 1
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// `kill -9`: the process gets no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+    }
+
+    /// Stop gracefully (SIGTERM) and wait for the exit.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "lrsgate did not stop after SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     pub fn tenants_file(&self) -> PathBuf {

@@ -120,13 +120,20 @@ impl PgCluster {
 
     /// Run SQL through the Unix socket (works while TCP is closed); panics on failure.
     pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("SQL failed: {sql}\n{e}"))
+    }
+
+    /// Run SQL; its output, or the error psql printed.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(["-h", &self.socket_dir(), "-p", &self.port.to_string(), "-U", "lrsgate", "-d", "postgres"])
             .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
             .output()
             .expect("run psql");
-        assert!(out.status.success(), "SQL failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     pub fn path(&self) -> &Path {

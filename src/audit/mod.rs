@@ -1,0 +1,103 @@
+//! The audit trail: who did what, kept without a request ever waiting for it.
+//!
+//! A request hands its event to [`Audit::record`], a non-blocking send into a bounded queue.
+//! One background writer drains the queue in batches: in Postgres mode into the append-only
+//! `audit_events` table (falling back to the disk [`spool`] while Postgres is away or slow, and
+//! replaying it oldest-first afterwards), in file mode as JSON lines to a file (rotated by
+//! size) or stdout. Past the queue's bound an event is dropped and counted
+//! (`lrsgate_audit_dropped_total{reason="queue_full"}`): the request is never slowed for it.
+
+pub mod event;
+pub mod file;
+pub mod postgres;
+pub mod query;
+pub mod spool;
+
+use tokio::sync::mpsc;
+
+pub use self::event::{AuditEvent, EventKind};
+use crate::metrics;
+
+/// Where requests hand their audit events. Cheap to clone; disabled when audit is off.
+#[derive(Clone, Default)]
+pub struct Audit {
+    queue: Option<mpsc::Sender<AuditEvent>>,
+}
+
+impl Audit {
+    /// A handle that records nothing (audit off).
+    pub fn disabled() -> Audit {
+        Audit { queue: None }
+    }
+
+    /// A handle and the receiving end its writer drains.
+    pub fn channel(capacity: usize) -> (Audit, mpsc::Receiver<AuditEvent>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Audit { queue: Some(tx) }, rx)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Hand `event` to the writer; never waits.
+    pub fn record(&self, event: AuditEvent) {
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).inc();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::AUDIT_DROPPED.with_label_values(&["writer_stopped"]).inc();
+            }
+        }
+    }
+}
+
+/// Record a config reload: one `config_applied` per tenant applied, one `config_rejected` (with
+/// why) per tenant refused.
+pub fn config_outcome(audit: &Audit, applied: &[String], refused: &[(String, String)]) {
+    for tenant in applied {
+        audit.record(AuditEvent::new(EventKind::ConfigApplied, "config").tenant(tenant));
+    }
+    for (tenant, why) in refused {
+        audit.record(AuditEvent::new(EventKind::ConfigRejected, "config").tenant(tenant).detail(why.as_str()));
+    }
+}
+
+/// Take up to `max` queued events, waiting for the first one. `None`: every sender is gone.
+pub(crate) async fn next_batch(rx: &mut mpsc::Receiver<AuditEvent>, max: usize) -> Option<Vec<AuditEvent>> {
+    let mut batch = Vec::with_capacity(max.min(1024));
+    match rx.recv_many(&mut batch, max).await {
+        0 => None,
+        _ => Some(batch),
+    }
+}
+
+/// Whatever is queued right now, without waiting (at shutdown).
+pub(crate) fn drain(rx: &mut mpsc::Receiver<AuditEvent>) -> Vec<AuditEvent> {
+    let mut batch = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        batch.push(event);
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_and_never_waits() {
+        let (audit, mut rx) = Audit::channel(2);
+        let before = metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).get();
+        for _ in 0..3 {
+            audit.record(AuditEvent::new(EventKind::RequestRefused, "edge"));
+        }
+        assert_eq!(metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).get(), before + 1);
+        assert_eq!(next_batch(&mut rx, 10).await.unwrap().len(), 2);
+        Audit::disabled().record(AuditEvent::new(EventKind::RequestRefused, "edge"));
+        assert!(!Audit::disabled().enabled());
+    }
+}
