@@ -220,6 +220,18 @@ pub fn init() {
     LazyLock::force(&AUDIT_DROPPED);
     LazyLock::force(&AUDIT_SPOOL_EVENTS);
     LazyLock::force(&AUDIT_SPOOL_BYTES);
+    for kind in ["connect_refused", "connect_timeout", "no_healthy_node", "timeout", "closed", "other"] {
+        UPSTREAM_ERRORS.with_label_values(&[kind]);
+    }
+    for result in ["ok", "rejected"] {
+        CONFIG_RELOADS.with_label_values(&[result]);
+    }
+    for (service, limit) in [("edge", "token"), ("edge", "tenant"), ("token", "api_key")] {
+        RATE_LIMITED.with_label_values(&[service, limit, ""]);
+    }
+    for class in ["2xx", "3xx", "4xx", "5xx"] {
+        UPSTREAM_RESPONSES.with_label_values(&[class]);
+    }
     for reason in ["queue_full", "spool_full", "spool_error", "file_error"] {
         AUDIT_DROPPED.with_label_values(&[reason]);
     }
@@ -253,6 +265,25 @@ pub fn upstream_error(e: &pingora::Error) {
         _ => "other",
     };
     UPSTREAM_ERRORS.with_label_values(&[kind]).inc();
+}
+
+/// Whether `t` is a failure to connect (counted per attempt by the edge's `fail_to_connect`).
+pub fn is_connect_error(t: &pingora::ErrorType) -> bool {
+    use pingora::ErrorType as T;
+    matches!(
+        t,
+        T::ConnectTimedout
+            | T::ConnectRefused
+            | T::TLSWantX509Lookup
+            | T::TLSHandshakeFailure
+            | T::TLSHandshakeTimedout
+            | T::InvalidCert
+            | T::HandshakeError
+            | T::ConnectError
+            | T::BindError
+            | T::SocketError
+            | T::ConnectProxyFailure
+    )
 }
 
 /// The label for a status code's class.

@@ -41,6 +41,7 @@ lrsgate_install_test_deps() {
   # Postgres mode's tests start their own throwaway cluster with Debian's server binaries.
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)      # test certificates for TLS by SNI
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks conf/prometheus-alerts.yml
   if ((${#missing[@]})); then
     apt_install "${missing[@]}"
   fi

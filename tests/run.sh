@@ -11,6 +11,7 @@ lrsgate_install_test_deps
 
 echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --locked --all-targets -- -D warnings
+echo "== example alert rules (promtool)"; promtool check rules conf/prometheus-alerts.yml
 echo "== fuzz targets build (stable toolchain; run them with tests/fuzz/run.sh)"
 cargo build --locked --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-build --bins
 echo "== cargo test"; cargo test --locked

@@ -328,7 +328,11 @@ impl ProxyHttp for Edge {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut EdgeCtx) -> FailToProxy {
         let client_gone = e.esource() == &ErrorSource::Downstream
             && matches!(e.etype(), ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed);
-        if e.esource() == &ErrorSource::Upstream {
+        // Connect failures were counted one by one in `fail_to_connect`; no healthy node never
+        // reaches it.
+        if e.etype() == &ErrorType::ConnectNoRoute
+            || (e.esource() == &ErrorSource::Upstream && !metrics::is_connect_error(e.etype()))
+        {
             metrics::upstream_error(e);
         }
         let denial = match e.esource() {
