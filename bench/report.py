@@ -67,11 +67,33 @@ def main(rows_path, out_dir, secs, conns, cpus, appendix=None):
                     f"| {r['connections']} idle keep-alive connections | RSS {r['rss_before_mb']} → {r['rss_after_mb']} MB "
                     f"({r['kb_per_connection']} KB each) |"
                 )
+            elif r["scenario"] == "ratelimit_accuracy":
+                lines.append(
+                    f"| one token at full speed, limit {r['limit_per_second']}/s | {r['requests']} requests, "
+                    f"{r['refused']} refused (429), {r['accepted_per_second']} accepted per second |"
+                )
             elif "tenants" in r:
                 lines.append(
                     f"| {r['tenants']} tenants (file mode) | start {r['start_seconds']} s, RSS after load "
                     f"{r['rss_after_load_mb']} MB, {r['distinct_tokens']} distinct tokens |"
                 )
+    # Audit on against off, the same load interleaved by round: mean req/s and CPU per request.
+    audit = {}
+    for r in rows:
+        if r["scenario"].startswith("audit_") and "rps" in r:
+            _, mode, load = r["scenario"].split("_", 2)
+            audit.setdefault(load, {}).setdefault(mode, []).append(r)
+    if audit:
+        lines += ["", "| audit trail (every request one event) | off req/s | on req/s | on / off | off CPU µs | on CPU µs |",
+                  "|---|---|---|---|---|---|"]
+        for load, modes in audit.items():
+            mean = lambda rs, k: sum(x[k] for x in rs) / len(rs) if rs else 0
+            off, on = modes.get("off", []), modes.get("on", [])
+            ratio = mean(on, "rps") / mean(off, "rps") if mean(off, "rps") else 0
+            lines.append(
+                f"| {load} | {mean(off, 'rps'):.0f} | {mean(on, 'rps'):.0f} | {ratio:.3f} "
+                f"| {mean(off, 'cpu_us_per_req'):.1f} | {mean(on, 'cpu_us_per_req'):.1f} |"
+            )
     post = next((r for r in rows if r["scenario"] == "post_1kb" and r["path"] == "lrsgate"), None)
     single = next((r for r in rows if r["scenario"] == "latency_1kb_1conn" and r["path"] == "lrsgate"), {})
     if post:

@@ -7,7 +7,10 @@
 #
 # Results: bench/results/bench.md, bench/results/bench.json and bench/results/latency.svg.
 # SCENARIOS (default all): post_1kb latency post_batch10 post_batch100 get_list get_single issue
-# fetch idle tenants micro fleet scale. `micro` runs the criterion micro-benches (bench/micro.rs),
+# fetch idle tenants audit micro fleet scale. `audit` runs token issuance and refused requests
+# (each makes one audit event) with the audit trail off and on, interleaved over two rounds.
+# `ratelimit` runs one token at full speed against a per-token limit (RATE_LIMIT, 2000/s) and
+# reports what got through per second against the limit. `micro` runs the criterion micro-benches (bench/micro.rs),
 # `fleet` three instances in Postgres mode against file mode (bench/fleet.rs),
 # `scale` Postgres mode at SCALE_TENANTS (100,000) tenants (bench/tenants_scale.rs, its own
 # PostgreSQL); both append their figures to the report. `latency` is post_1kb over one connection: the latency lrsgate adds to an
@@ -34,14 +37,14 @@ command -v taskset >/dev/null || need+=(util-linux)
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 secs=${1:-10}; conns=${2:-32}
-scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants micro fleet scale}
+scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants audit ratelimit micro fleet scale}
 tenant_counts=${TENANT_COUNTS:-1 1000 100000}
 idle_n=${IDLE_CONNECTIONS:-10000}
 cargo build --release --locked --bins -q
 bin=target/release
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"
-results=bench/results
+results=${RESULTS:-bench/results}
 mkdir -p "$results"
 : > "$work/rows.jsonl"
 : > "$work/appendix.md"
@@ -101,6 +104,7 @@ $server_cpu "$nginx_bin" -c "$work/nginx.conf" -p "$work"
 start_gate() {
   local n=$1
   python3 bench/prepare.py tenants "$work/tenants.toml" "$n" "$lrs_port" "$api_hash" "http://localhost:$edge_port"
+  [ -n "${tenant_extra:-}" ] && printf '%s\n' "$tenant_extra" >> "$work/tenants.toml"  # to the last tenant
   cat > "$work/lrsgate.toml" <<CONF
 [listen]
 edge = "127.0.0.1:$edge_port"
@@ -112,6 +116,7 @@ health_check_interval_seconds = 3600
 threads = 1
 pid_file = "$work/lrsgate.pid"
 upgrade_sock = "$work/upgrade.sock"
+${gate_extra:-}
 CONF
   local started; started=$(date +%s.%N)
   RUST_LOG=warn $server_cpu $bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
@@ -171,7 +176,18 @@ list_q="statements?limit=10&agent=$agent_q&registration=7f0f2a50-3c2c-4f55-9d1c-
 for scenario in $scenarios; do
   echo "== $scenario" >&2
   case $scenario in
-    post_1kb) three post_1kb statements BODY_FILE="$work/statement.json" ;;
+    post_1kb)
+      measure post_1kb direct "http://127.0.0.1:$lrs_port/xapi/statements" AUTH="$lrs_auth" BODY_FILE="$work/statement.json"
+      measure post_1kb nginx "http://127.0.0.1:$nginx_port/xapi/statements" AUTH="Bearer unused" BODY_FILE="$work/statement.json"
+      # lrsgate's own histograms, scraped every second of its run (bench/histograms.py charts them).
+      mkdir -p "$work/scrapes"
+      ( i=0; while [ -n "$gate_pid" ] && kill -0 "$gate_pid" 2>/dev/null && [ ! -f "$work/scrapes/stop" ]; do
+          curl -s localhost:$metrics_port/metrics > "$work/scrapes/$(printf %04d $i).txt"; i=$((i + 1)); sleep 1; done ) &
+      scraper=$!
+      measure post_1kb lrsgate "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer $token" BODY_FILE="$work/statement.json"
+      touch "$work/scrapes/stop"; wait "$scraper" 2>/dev/null || true
+      python3 bench/histograms.py "$work/scrapes" "$results"
+      ;;
     latency) run_conns=1 three latency_1kb_1conn statements BODY_FILE="$work/statement.json" ;;
     post_batch10) three post_batch10 statements BODY_FILE="$work/batch10.json" ;;
     post_batch100) three post_batch100 statements BODY_FILE="$work/batch100.json" ;;
@@ -213,6 +229,40 @@ for scenario in $scenarios; do
           measure "tenants_$n" lrsgate "http://127.0.0.1:$edge_port/xapi/statements" \
           BODY_FILE="$work/statement.json" ROTATE_FILE="$work/tokens.txt"
       done
+      ;;
+    audit)
+      # Every request here makes one audit event: the writer's cost at its worst.
+      for round in 1 2; do
+        for mode in off on; do
+          stop_gate
+          gate_extra=""
+          [ "$mode" = on ] && gate_extra=$'[logging]\nlearner_hash_salt = "bench"\n[audit]\nfile = "audit.jsonl"\n'
+          start_gate 1
+          extra="\"audit\":\"$mode\",\"round\":$round" measure "audit_${mode}_issue" lrsgate \
+            "http://127.0.0.1:$token_port/auth/token" BODY_FILE="$work/token_request.json" AUTH="Bearer $api_key"
+          extra="\"audit\":\"$mode\",\"round\":$round" measure "audit_${mode}_refused" lrsgate \
+            "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer not-a-token"
+        done
+      done
+      [ -f "$work/audit.jsonl" ] && echo "  audit: $(wc -l < "$work/audit.jsonl") events written" >&2
+      gate_extra=""; stop_gate; start_gate 1
+      ;;
+    ratelimit)
+      limit=${RATE_LIMIT:-2000}
+      stop_gate
+      tenant_extra=$'[tenant.limits]\nedge_requests_per_second_per_token = '"$limit"
+      start_gate 1
+      rl_token="$(curl -s -X POST localhost:$token_port/auth/token -H "Authorization: Bearer $api_key" \
+        -H 'Content-Type: application/json' --data-binary @"$work/token_request.json" | sed -E 's/.*"token":"([^"]+)".*/\1/')"
+      limited() { curl -s localhost:$metrics_port/metrics | awk '/^lrsgate_rate_limited_total\{limit="token"/{s += $2} END {print s + 0}'; }
+      before=$(limited)
+      extra="\"limit_per_second\":$limit" measure ratelimit_token lrsgate \
+        "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer $rl_token" BODY_FILE="$work/statement.json"
+      refused=$(( $(limited) - before ))
+      asked=$(tail -1 "$work/rows.jsonl" | sed -E 's/.*"requests":([0-9]+).*/\1/')
+      echo "{\"scenario\":\"ratelimit_accuracy\",\"path\":\"lrsgate\",\"limit_per_second\":$limit,\"requests\":$asked,\"refused\":$refused,\"accepted_per_second\":$(( (asked - refused) / ${run_secs:-$secs} ))}" >> "$work/rows.jsonl"
+      echo "  ratelimit: $asked requests, $refused refused, $(( (asked - refused) / ${run_secs:-$secs} )) accepted/s against a limit of $limit/s" >&2
+      tenant_extra=""; stop_gate; start_gate 1
       ;;
     micro)
       stop_gate

@@ -2,11 +2,12 @@
 //! Handles are incremented at the decision and never awaited. No tenant, learner or token
 //! value is ever a label: labels are fixed small sets (resource, outcome, reason code).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, HistogramVec,
-    IntCounter, IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 // The `expect`s below run once at first use; they fail only if a metric name were registered
@@ -207,8 +208,72 @@ pub static AUDIT_SPOOL_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("lrsgate_audit_spool_bytes", "Bytes in the audit disk spool").expect("metric registered once")
 });
 
+/// The `resource` labels of edge metrics (`Resource::label`, and `none` before a route is known).
+pub const RESOURCE_LABELS: [&str; 9] = [
+    "about",
+    "statements",
+    "statements_more",
+    "state",
+    "activity_profile",
+    "activities",
+    "agent_profile",
+    "agents",
+    "none",
+];
+const OUTCOMES: [&str; 3] = ["forwarded", "denied", "failed"];
+
+/// The per-request edge series of every (resource, outcome) for unlisted tenants, resolved once:
+/// `with_label_values` takes the metric family's lock, which the hot path must not.
+struct EdgeSeries {
+    requests: IntCounter,
+    duration: Histogram,
+}
+
+static EDGE_SERIES: LazyLock<HashMap<(&'static str, &'static str), EdgeSeries>> = LazyLock::new(|| {
+    let mut series = HashMap::new();
+    for resource in RESOURCE_LABELS {
+        for outcome in OUTCOMES {
+            series.insert(
+                (resource, outcome),
+                EdgeSeries {
+                    requests: EDGE_REQUESTS.with_label_values(&[resource, outcome]),
+                    duration: EDGE_DURATION.with_label_values(&[resource, outcome, ""]),
+                },
+            );
+        }
+    }
+    series
+});
+
+static UPSTREAM_SERIES: LazyLock<HashMap<&'static str, Histogram>> =
+    LazyLock::new(|| RESOURCE_LABELS.iter().map(|r| (*r, UPSTREAM_DURATION.with_label_values(&[r]))).collect());
+
+/// Count one edge request and its duration. `tenant` is the tenant's label (`""` unless listed).
+pub fn edge_request(resource: &'static str, outcome: &'static str, tenant: &str, seconds: f64) {
+    match EDGE_SERIES.get(&(resource, outcome)) {
+        Some(series) if tenant.is_empty() => {
+            series.requests.inc();
+            series.duration.observe(seconds);
+        }
+        _ => {
+            EDGE_REQUESTS.with_label_values(&[resource, outcome]).inc();
+            EDGE_DURATION.with_label_values(&[resource, outcome, tenant]).observe(seconds);
+        }
+    }
+}
+
+/// The LRS's time to its response header for `resource`.
+pub fn upstream_duration(resource: &'static str, seconds: f64) {
+    match UPSTREAM_SERIES.get(resource) {
+        Some(h) => h.observe(seconds),
+        None => UPSTREAM_DURATION.with_label_values(&[resource]).observe(seconds),
+    }
+}
+
 /// Touch every metric so `/metrics` lists them (at zero) from the start.
 pub fn init() {
+    LazyLock::force(&EDGE_SERIES);
+    LazyLock::force(&UPSTREAM_SERIES);
     LazyLock::force(&EDGE_DURATION);
     LazyLock::force(&UPSTREAM_DURATION);
     LazyLock::force(&TOKEN_DURATION);
@@ -294,5 +359,30 @@ pub fn status_class(status: u16) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_resolved_series_are_the_labelled_ones() {
+        init();
+        let count = |tenant: &str| EDGE_DURATION.with_label_values(&["agents", "failed", tenant]).get_sample_count();
+        let requests = || EDGE_REQUESTS.with_label_values(&["agents", "failed"]).get();
+        let (before, before_listed, before_requests) = (count(""), count("listed"), requests());
+        edge_request("agents", "failed", "", 0.001);
+        edge_request("agents", "failed", "listed", 0.001);
+        assert_eq!(count(""), before + 1);
+        assert_eq!(count("listed"), before_listed + 1);
+        assert_eq!(requests(), before_requests + 2);
+        let upstream = || UPSTREAM_DURATION.with_label_values(&["agents"]).get_sample_count();
+        let before = upstream();
+        upstream_duration("agents", 0.002);
+        assert_eq!(upstream(), before + 1);
+        for resource in crate::xapi::route::Resource::ALL {
+            assert!(RESOURCE_LABELS.contains(&resource.label()), "{resource:?} has no pre-resolved series");
+        }
     }
 }

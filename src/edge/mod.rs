@@ -317,7 +317,7 @@ impl ProxyHttp for Edge {
         let status = upstream.status.as_u16();
         metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
         if let (Some(started), Some(resource)) = (ctx.upstream_started, ctx.resource) {
-            metrics::UPSTREAM_DURATION.with_label_values(&[resource.label()]).observe(started.elapsed().as_secs_f64());
+            metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
         }
         ctx.forwarded_status = Some(status);
         ctx.cors.apply(upstream);
@@ -379,7 +379,6 @@ impl ProxyHttp for Edge {
         let request_id = ctx.start.id.as_str();
         let outcome = match ctx.refused {
             Some((status, code)) => {
-                metrics::EDGE_REQUESTS.with_label_values(&[resource, "denied"]).inc();
                 metrics::DENIALS.with_label_values(&["edge", code]).inc();
                 info!(
                     request_id, tenant, resource, learner = learner().as_str(), status, reason = code;
@@ -391,7 +390,6 @@ impl ProxyHttp for Edge {
                 let status =
                     ctx.forwarded_status.or_else(|| session.response_written().map(|r| r.status.as_u16())).unwrap_or(0);
                 let outcome = if e.is_some() { "failed" } else { "forwarded" };
-                metrics::EDGE_REQUESTS.with_label_values(&[resource, outcome]).inc();
                 if log_enabled!(Level::Debug) {
                     debug!(request_id, tenant, resource, learner = learner().as_str(), status; "edge {outcome}");
                 }
@@ -399,9 +397,7 @@ impl ProxyHttp for Edge {
             }
         };
         let tenant_label = ctx.tenant.as_ref().map_or("", |t| self.ops.tenant_label(&t.id));
-        metrics::EDGE_DURATION
-            .with_label_values(&[resource, outcome, tenant_label])
-            .observe(ctx.start.at.elapsed().as_secs_f64());
+        metrics::edge_request(resource, outcome, tenant_label, ctx.start.at.elapsed().as_secs_f64());
     }
 
     fn request_summary(&self, session: &Session, ctx: &EdgeCtx) -> String {

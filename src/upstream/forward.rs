@@ -110,7 +110,7 @@ pub async fn forward_buffered(
         metrics::upstream_error(&e);
         return Err(Denial::from_upstream_error(&e));
     }
-    metrics::UPSTREAM_DURATION.with_label_values(&[fwd.resource.label()]).observe(started.elapsed().as_secs_f64());
+    metrics::upstream_duration(fwd.resource.label(), started.elapsed().as_secs_f64());
     let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
     let status = resp.status.as_u16();
@@ -205,7 +205,7 @@ pub async fn fetch_judged(
         http.write_request_header(Box::new(req)).await?;
         http.finish_request_body().await?;
         http.read_response_header().await?;
-        metrics::UPSTREAM_DURATION.with_label_values(&[resource.label()]).observe(started.elapsed().as_secs_f64());
+        metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
         let mut body = Vec::new();
         while let Some(chunk) = http.read_response_body().await? {
             if body.len() + chunk.len() > limit {

@@ -18,6 +18,17 @@ pub enum Resource {
 }
 
 impl Resource {
+    pub const ALL: [Resource; 8] = [
+        Resource::About,
+        Resource::Statements,
+        Resource::StatementsMore,
+        Resource::ActivitiesState,
+        Resource::ActivitiesProfile,
+        Resource::Activities,
+        Resource::AgentsProfile,
+        Resource::Agents,
+    ];
+
     /// The path below the upstream base path. Rebuilt from the resource, never copied from
     /// the client, so the LRS sees exactly the resource that was judged.
     pub fn upstream_suffix(self) -> &'static str {
