@@ -272,6 +272,10 @@ pub fn upstream_duration(resource: &'static str, seconds: f64) {
 
 /// Touch every metric so `/metrics` lists them (at zero) from the start.
 pub fn init() {
+    // One instance until a fleet heartbeat counts more (file mode stays at one).
+    if FLEET_INSTANCES.get() == 0 {
+        FLEET_INSTANCES.set(1);
+    }
     LazyLock::force(&EDGE_SERIES);
     LazyLock::force(&UPSTREAM_SERIES);
     LazyLock::force(&EDGE_DURATION);

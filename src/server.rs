@@ -78,14 +78,21 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         Some(settings) => {
             let (audit, queue) = Audit::channel(settings.queue_capacity);
             let queue = std::sync::Mutex::new(Some(queue));
+            // Taken until just before Pingora's grace period ends and its runtimes stop.
+            let drain_for =
+                std::time::Duration::from_millis((cfg.pingora.grace_period_seconds * 1000).saturating_sub(250));
             let writer: Box<dyn pingora::services::ServiceWithDependents> = match (&settings.sink, &cfg.database) {
                 (AuditSink::File(target), _) => Box::new(background_service(
                     "lrsgate audit file writer",
-                    FileAuditWriter { target: target.clone(), queue },
+                    FileAuditWriter { target: target.clone(), queue, drain_for },
                 )),
                 (AuditSink::Postgres(pg), Some(db)) => Box::new(background_service(
                     "lrsgate audit Postgres writer",
-                    PostgresAuditWriter { pool: crate::db::pool(db)?, settings: pg.clone(), queue },
+                    PostgresAuditWriter {
+                        pool: crate::db::pool(db)?,
+                        settings: crate::audit::postgres::PostgresAuditSettings { drain_for, ..pg.clone() },
+                        queue,
+                    },
                 )),
                 (AuditSink::Postgres(_), None) => return Err("audit: Postgres sink without a database".into()),
             };

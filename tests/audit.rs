@@ -198,7 +198,10 @@ fn assert_each_once(db: &Db, sent: &[String]) {
 }
 
 fn audit_gate(db: &Db, lrs: &StandIn, spool: &std::path::Path, replay_batch: usize) -> Gate {
-    Gate::start(db.options(lrs).server(&format!(
+    let mut opts = db.options(lrs);
+    // The upgraded process must start while Postgres is away.
+    opts.database_extra = format!("snapshot_cache = \"{}\"", spool.with_extension("snapshot").display());
+    Gate::start(opts.server(&format!(
         "[logging]\nlearner_hash_salt = \"{SALT}\"\n[audit]\nspool_dir = \"{}\"\nreplay_batch = {replay_batch}\n",
         spool.display()
     )))
@@ -306,4 +309,26 @@ fn kill_9_with_events_spooled_then_restart_replays_each_once() {
         sent.len(),
         half.len()
     );
+}
+
+/// A graceful upgrade while Postgres is away: the old and the new process share the spool
+/// directory; requests in flight during the old one's grace period still record theirs, and
+/// once Postgres is back every event is stored once.
+#[test]
+fn a_graceful_upgrade_with_events_spooled_loses_and_duplicates_nothing() {
+    let db = Db::start();
+    let lrs = StandIn::start();
+    let key = db.tenant("acme", &["acme.test"], lrs.port);
+    let spool = tempfile::tempdir().unwrap();
+    let mut gate = audit_gate(&db, &lrs, spool.path(), 100);
+    db.pg.stop_server();
+    let load = Load::start(gate.edge, gate.token, &key, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    gate.upgrade();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = load.finish();
+    db.pg.start_server(true);
+    eventually("the spool replayed", Duration::from_secs(60), || gate.metric("lrsgate_audit_spool_events") == 0.0);
+    eventually("every event stored", Duration::from_secs(30), || stored_ids(&db).len() >= sent.len());
+    assert_each_once(&db, &sent);
 }

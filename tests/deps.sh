@@ -22,7 +22,7 @@ lrsgate_install_deps() {
     apt_install "${missing[@]}"
   fi
   if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo is missing: install Rust 1.88 or newer with rustup (https://rustup.rs), then run this again." >&2
+    echo "cargo is missing: install Rust 1.89 or newer with rustup (https://rustup.rs), then run this again." >&2
     exit 1
   fi
 }

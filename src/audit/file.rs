@@ -31,6 +31,8 @@ pub enum AuditFileTarget {
 
 pub struct FileAuditWriter {
     pub target: AuditFileTarget,
+    /// After a graceful stop begins, how long events are still taken (the grace period).
+    pub drain_for: std::time::Duration,
     /// Taken once by `start`.
     pub queue: Mutex<Option<mpsc::Receiver<AuditEvent>>>,
 }
@@ -46,6 +48,10 @@ impl BackgroundService for FileAuditWriter {
                 _ = shutdown.changed() => break,
                 batch = super::next_batch(&mut rx, 1000) => match batch { Some(b) => b, None => break },
             };
+            out.write(&batch);
+        }
+        let until = tokio::time::Instant::now() + self.drain_for;
+        while let Ok(Some(batch)) = tokio::time::timeout_at(until, super::next_batch(&mut rx, 1000)).await {
             out.write(&batch);
         }
         out.write(&super::drain(&mut rx));

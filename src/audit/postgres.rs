@@ -37,6 +37,9 @@ pub struct PostgresAuditSettings {
     pub retention_days: u32,
     /// Events per replay statement (smaller: a replay interrupted sooner; tests use it).
     pub replay_batch: usize,
+    /// After a graceful stop begins, how long events are still taken (requests in flight during
+    /// Pingora's grace period still record theirs).
+    pub drain_for: Duration,
 }
 
 pub struct PostgresAuditWriter {
@@ -97,6 +100,10 @@ impl BackgroundService for PostgresAuditWriter {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    // Take stock first: another process (a graceful upgrade) may have spooled.
+                    if let Err(e) = state.spool.rescan() {
+                        warn!("audit: cannot read the spool directory: {e}");
+                    }
                     self.replay(&mut state).await;
                     if self.settings.retention_days > 0
                         && state.retry_at.is_none()
@@ -108,7 +115,12 @@ impl BackgroundService for PostgresAuditWriter {
                 }
             }
         }
-        // Graceful stop: what is still queued is written or spooled, never dropped.
+        // Graceful stop: requests in flight during the grace period still record; then what
+        // is queued is written or spooled, never dropped.
+        let until = tokio::time::Instant::now() + self.settings.drain_for;
+        while let Ok(Some(batch)) = tokio::time::timeout_at(until, super::next_batch(&mut rx, BATCH)).await {
+            self.write(&mut state, batch).await;
+        }
         let rest = super::drain(&mut rx);
         if !rest.is_empty() {
             self.write(&mut state, rest).await;
@@ -147,8 +159,9 @@ impl PostgresAuditWriter {
     /// Replay spooled segments oldest-first while Postgres takes them.
     async fn replay(&self, state: &mut State) {
         while !state.spool.is_empty() && state.may_try() {
-            let (seq, events) = match state.spool.oldest() {
+            let replay = match state.spool.oldest() {
                 Ok(Some(oldest)) => oldest,
+                // Only segments another process is still writing: theirs to replay.
                 Ok(None) => return,
                 Err(e) => {
                     error!("audit: cannot read the spool: {e}");
@@ -156,7 +169,7 @@ impl PostgresAuditWriter {
                     return;
                 }
             };
-            for chunk in events.chunks(self.settings.replay_batch.max(1)) {
+            for chunk in replay.events.chunks(self.settings.replay_batch.max(1)) {
                 if let Err(e) = self.insert(chunk).await {
                     warn!("audit: replay paused, Postgres unavailable: {e}");
                     state.failed();
@@ -165,7 +178,8 @@ impl PostgresAuditWriter {
                 metrics::AUDIT_EVENTS.with_label_values(&["replayed"]).inc_by(chunk.len() as u64);
             }
             state.recovered();
-            if let Err(e) = state.spool.remove(seq) {
+            let seq = replay.seq;
+            if let Err(e) = state.spool.remove(replay) {
                 error!(segment = seq; "audit: cannot delete a replayed segment: {e}");
                 state.failed();
                 return;

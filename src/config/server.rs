@@ -355,6 +355,8 @@ fn audit_settings(file: &Path, dir: &Path, a: AuditFile, postgres: bool) -> Resu
             spool_max_bytes: a.spool_max_bytes.unwrap_or(256 * 1024 * 1024),
             retention_days: a.retention_days.unwrap_or(90),
             replay_batch: a.replay_batch.filter(|n| *n > 0).unwrap_or(1000),
+            // Set from the grace period by `server::build`.
+            drain_for: Duration::ZERO,
         })
     } else {
         if a.spool_dir.is_some() || a.spool_max_bytes.is_some() || a.retention_days.is_some() {
