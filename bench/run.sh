@@ -242,6 +242,9 @@ for scenario in $scenarios; do
             "http://127.0.0.1:$token_port/auth/token" BODY_FILE="$work/token_request.json" AUTH="Bearer $api_key"
           extra="\"audit\":\"$mode\",\"round\":$round" measure "audit_${mode}_refused" lrsgate \
             "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer not-a-token"
+          # The usual traffic: validated statement POSTs, which make no event.
+          extra="\"audit\":\"$mode\",\"round\":$round" measure "audit_${mode}_post" lrsgate \
+            "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer $token" BODY_FILE="$work/statement.json"
         done
       done
       [ -f "$work/audit.jsonl" ] && echo "  audit: $(wc -l < "$work/audit.jsonl") events written" >&2

@@ -107,7 +107,9 @@ fn file_mode_records_who_did_what_without_personal_data() {
     std::fs::write(gate.tenants_file(), tenants).unwrap();
     gate.signal("HUP");
     eventually("config_applied", Duration::from_secs(10), || {
-        audit_lines(&path).iter().any(|e| e["kind"] == "config_applied" && e["tenant"] == "acme")
+        audit_lines(&path)
+            .iter()
+            .any(|e| e["kind"] == "config_applied" && e["detail"] == "tenants file (SIGHUP): 2 tenant(s)")
     });
 }
 

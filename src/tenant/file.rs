@@ -48,11 +48,14 @@ impl FileSource {
         match load_table(&self.server, &self.health).await {
             Ok(table) => {
                 let count = table.tenant_count();
-                let ids: Vec<String> = table.ids().cloned().collect();
                 self.store.store(Arc::new(table));
                 metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
                 info!("tenants reloaded ({why}): {count} tenant(s) from {}", self.server.tenants_file.display());
-                crate::audit::config_outcome(&self.audit, &ids, &[]);
+                // One event for the whole file (one per tenant would flood the trail at scale).
+                self.audit.record(
+                    crate::audit::AuditEvent::new(crate::audit::EventKind::ConfigApplied, "config")
+                        .detail(format!("tenants file ({why}): {count} tenant(s)")),
+                );
             }
             Err(e) => {
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
