@@ -177,7 +177,7 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     if state.sessions.token_revoked(&tenant.id, &claims.jti, claims.iat, &|| learner_key(&grant.actor)) {
         return Err(Denial::SessionEnded(EndReason::Revoked));
     }
-    ctx.session_id = Some(claims.session_id.clone());
+    ctx.verified = Some(verified.clone());
     // Only authenticated requests count, so a client without a token cannot spend a tenant's
     // budget; a token over its own limit does not spend the tenant's either.
     state.limiter.edge(&tenant.rate_limits, &tenant.id, &claims.jti).map_err(Denial::RateLimited)?;
@@ -187,8 +187,6 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     let forwarded = ForwardHeaders::read(header_fields(&req.headers).chain(form_fields)).map_err(Denial::Header)?;
     let judged =
         Judged { method: alternate.as_ref().map_or(method, |a| to_method(a.method)), alternate, framing, body_timeout };
-    ctx.token_id = Some(claims.jti.clone());
-    ctx.learner = Some(grant.actor.clone());
     let token = TokenFacts { claims, sessions: state.sessions };
     let judgement = judge(session, ctx, (grant, &token), resource, &judged, &tenant).await?;
     ctx.forward = Some(ForwardRequest {
@@ -416,7 +414,7 @@ async fn judge(
             query::parse(raw_query, &[]).map_err(Denial::Query)?;
             let path = session.req_header().uri.path();
             let sealed = path.split_once("statements/more/").map_or("", |(_, c)| c);
-            let jti = ctx.token_id.as_deref().unwrap_or_default();
+            let jti = ctx.verified.as_ref().map_or("", |v| v.claims.jti.as_str());
             let more = tenant.keys.cursor.open_for(sealed, jti).map_err(|e| match e {
                 CursorError::Invalid => Denial::MoreInvalid,
                 CursorError::OtherToken => Denial::MoreOtherToken,

@@ -11,7 +11,6 @@ use crate::request_id::RequestId;
 use crate::tenant::Tenant;
 use crate::upstream::forward::ForwardRequest;
 use crate::upstream::UpstreamNode;
-use crate::xapi::agent::Ifi;
 use crate::xapi::route::Resource;
 
 /// When a request began and its id.
@@ -49,8 +48,9 @@ pub struct EdgeCtx {
     pub start: RequestStart,
     /// This request's connection (see `ConnectionGuard`).
     pub connection: Option<Arc<ConnectionGuard>>,
-    /// The verified token's session, for the audit trail.
-    pub session_id: Option<String>,
+    /// The verified token (its `jti` seals `more` cursors; its learner and session are in
+    /// the log line and the audit trail), shared with the tenant's verify cache.
+    pub verified: Option<Arc<crate::auth::verify::Verified>>,
     /// When the upstream exchange began (Pingora's path), for its duration.
     pub upstream_started: Option<Instant>,
     pub tenant: Option<Arc<Tenant>>,
@@ -61,12 +61,8 @@ pub struct EdgeCtx {
     pub validated_body: Option<Bytes>,
     /// The node chosen by `upstream_peer` (set again on each retry).
     pub node: Option<Arc<UpstreamNode>>,
-    /// The token's `jti`, which `more` cursors are sealed to.
-    pub token_id: Option<String>,
     /// For a `more` continuation: the LRS's own path and query, opened from the cursor.
     pub upstream_more: Option<String>,
-    /// The token's learner; hashed (salted) only when a log line is written.
-    pub learner: Option<Ifi>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
     /// For a statement read: the grant and kind that what the LRS returns is judged by.

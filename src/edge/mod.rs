@@ -72,11 +72,11 @@ impl Edge {
         event.resource = ctx.resource.map(|r| r.label().to_owned());
         if let Some(tenant) = &ctx.tenant {
             event = event.tenant(&tenant.id);
-            if let Some(learner) = &ctx.learner {
-                event = event.learner(self.ops.learner_hash(&tenant.id, learner));
+            if let Some(verified) = &ctx.verified {
+                event = event.learner(self.ops.learner_hash(&tenant.id, &verified.grant.actor));
+                event.session_id = Some(verified.claims.session_id.clone());
             }
         }
-        event.session_id = ctx.session_id.clone();
         self.ops.audit.record(event);
     }
 
@@ -210,7 +210,7 @@ impl ProxyHttp for Edge {
                 else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let jti = ctx.token_id.clone().unwrap_or_default();
+                let jti = ctx.verified.as_ref().map(|v| v.claims.jti.clone()).unwrap_or_default();
                 let more = ctx.upstream_more.take();
                 let (cors, id) = (ctx.cors.clone(), ctx.start.id);
                 let finish = |h: &mut ResponseHeader| {
@@ -375,7 +375,8 @@ impl ProxyHttp for Edge {
         }
         let resource = ctx.resource.map_or("none", |r| r.label());
         let tenant = ctx.tenant.as_ref().map_or("-", |t| t.id.as_str());
-        let learner = || ctx.learner.as_ref().map_or_else(|| "-".to_owned(), |l| self.ops.learner_hash(tenant, l));
+        let learner =
+            || ctx.verified.as_ref().map_or_else(|| "-".to_owned(), |v| self.ops.learner_hash(tenant, &v.grant.actor));
         let request_id = ctx.start.id.as_str();
         let outcome = match ctx.refused {
             Some((status, code)) => {
