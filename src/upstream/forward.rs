@@ -96,7 +96,7 @@ pub async fn forward_buffered(
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
     let started = std::time::Instant::now();
-    let (mut http, peer, node) = connect(connector, pool).await?;
+    let (mut http, peer, node) = connect(connector, pool, fwd.request_id).await?;
     let req = upstream_request(fwd, node, &pool.authorization, Some(body.len())).map_err(|_| Denial::Internal)?;
     let sent = async {
         http.write_request_header(Box::new(req)).await?;
@@ -130,7 +130,7 @@ pub async fn forward_buffered(
             }
             Ok(None) => break,
             Err(e) => {
-                warn!("LRS response broke off: {e}");
+                warn!(request_id = fwd.request_id.as_str(); "LRS response broke off: {e}");
                 session.set_keepalive(None);
                 return Ok(Forwarded::Aborted(status));
             }
@@ -148,6 +148,7 @@ pub async fn forward_buffered(
 async fn connect<'p>(
     connector: &Connector,
     pool: &'p UpstreamPool,
+    request_id: RequestId,
 ) -> Result<
     (pingora::protocols::http::client::HttpSession, Box<pingora::prelude::HttpPeer>, &'p std::sync::Arc<UpstreamNode>),
     Denial,
@@ -158,7 +159,7 @@ async fn connect<'p>(
         match connector.get_http_session(&*peer).await {
             Ok((http, _reused)) => return Ok((http, peer, node)),
             Err(e) => {
-                warn!("LRS node {} unreachable, trying another: {e}", node.host_header);
+                warn!(request_id = request_id.as_str(), node = node.host_header.as_str(); "LRS node unreachable, trying another: {e}");
                 metrics::upstream_error(&e);
                 last_error = Denial::from_upstream_error(&e);
             }
@@ -193,7 +194,7 @@ pub async fn fetch_judged(
     judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
     let started = std::time::Instant::now();
-    let (mut http, peer, node) = connect(connector, pool).await?;
+    let (mut http, peer, node) = connect(connector, pool, fwd.request_id).await?;
     let resource = fwd.resource;
     let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd };
     let mut req = upstream_request(&get, node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
