@@ -2,19 +2,25 @@
 //! service. Counted with `pingora-limits` (a lock-free count-min sketch per one-second window),
 //! so the hot path takes no lock and memory does not grow with the number of keys.
 //!
-//! Approximate by design, and documented so: a window is one second (a client may send a limit's
-//! worth at the end of one window and again at the start of the next); the sketch may
-//! over-count a key that shares its cells with busy ones (never under-count, so what reaches the
-//! LRS stays within the limit); and in a fleet each instance enforces its share, `limit / live
-//! instances` (at least 1), which holds the total only when the load balancer spreads a key's
-//! requests evenly.
+//! A request is admitted when the key's admitted requests over the last second, estimated as
+//! Cloudflare's sliding window does (the previous one-second window weighted by how much of it
+//! still overlaps, plus the current one), stay within the limit; only admitted requests are
+//! counted, so a client flooding past its limit still gets its limit's worth through instead of
+//! starving itself.
+//!
+//! Approximate by design, and documented so: the sliding window is an estimate (it assumes the
+//! previous second's requests were spread evenly); the sketch may over-count a key that shares
+//! its cells with busy ones (never under-count); concurrent requests of one key may pass the
+//! check together (at most one per worker thread over); and in a fleet each instance enforces
+//! its share, `limit / live instances` (at least 1), which holds the total only when the load
+//! balancer spreads a key's requests evenly.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora_limits::rate::Rate;
+use pingora_limits::rate::{Rate, RateComponents};
 
 /// A tenant's limits, in requests per second; `None`: unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,10 +52,28 @@ impl Limited {
     }
 }
 
-/// Whether the `count`-th request of this window is within `limit` shared by `instances`.
-pub fn within(count: isize, limit: u32, instances: u32) -> bool {
+/// Whether one more request fits: `admitted` is the estimate of requests admitted over the
+/// last second, `limit` shared by `instances`.
+pub fn within(admitted: f64, limit: u32, instances: u32) -> bool {
     let share = (limit / instances.max(1)).max(1);
-    count <= share as isize
+    admitted + 1.0 <= f64::from(share)
+}
+
+/// Admitted requests over the last second: the previous window weighted by its overlap, plus
+/// the current one.
+fn sliding(prev: isize, curr: isize, fraction_into_current: f64) -> f64 {
+    prev as f64 * (1.0 - fraction_into_current) + curr as f64
+}
+
+/// Admit one request of `key` against `limit` (counting it only when admitted).
+fn admit<K: Hash>(rate: &Rate, key: &K, limit: u32, instances: u32) -> bool {
+    let admitted =
+        rate.rate_with(key, |c: RateComponents| sliding(c.prev_samples, c.curr_samples, c.current_interval_fraction));
+    if !within(admitted, limit, instances) {
+        return false;
+    }
+    rate.observe(key, 1);
+    true
 }
 
 /// The process's counters (one sketch per kind of limit, so one kind's traffic does not
@@ -78,12 +102,12 @@ impl RateLimiter {
     pub fn edge(&self, limits: &RateLimits, tenant: &str, jti: &str) -> Result<(), Limited> {
         let n = self.instances();
         if let Some(limit) = limits.edge_per_token {
-            if !within(self.tokens.observe(&(tenant, jti), 1), limit, n) {
+            if !admit(&self.tokens, &(tenant, jti), limit, n) {
                 return Err(Limited::Token);
             }
         }
         if let Some(limit) = limits.edge_per_tenant {
-            if !within(self.tenants.observe(&tenant, 1), limit, n) {
+            if !admit(&self.tenants, &tenant, limit, n) {
                 return Err(Limited::Tenant);
             }
         }
@@ -93,9 +117,7 @@ impl RateLimiter {
     /// One token service request with the API key whose hash is `key`.
     pub fn token_service(&self, limits: &RateLimits, tenant: &str, key: &impl Hash) -> Result<(), Limited> {
         match limits.token_service_per_api_key {
-            Some(limit) if !within(self.api_keys.observe(&(tenant, key), 1), limit, self.instances()) => {
-                Err(Limited::ApiKey)
-            }
+            Some(limit) if !admit(&self.api_keys, &(tenant, key), limit, self.instances()) => Err(Limited::ApiKey),
             _ => Ok(()),
         }
     }
@@ -111,20 +133,36 @@ mod tests {
 
     #[test]
     fn the_share_is_the_limit_divided_by_live_instances_and_never_zero() {
-        // (count, limit, instances, within)
+        // (admitted so far, limit, instances, one more fits)
         let table = [
-            (1, 10, 1, true),
-            (10, 10, 1, true),
-            (11, 10, 1, false),
-            (3, 10, 3, true),
-            (4, 10, 3, false),
-            (1, 2, 5, true),
-            (2, 2, 5, false),
-            (5, 10, 0, true),
+            (0.0, 10, 1, true),
+            (9.0, 10, 1, true),
+            (9.5, 10, 1, false),
+            (10.0, 10, 1, false),
+            (2.0, 10, 3, true),
+            (3.0, 10, 3, false),
+            (0.0, 2, 5, true),
+            (1.0, 2, 5, false),
+            (9.0, 10, 0, true),
         ];
         for (count, limit, instances, expected) in table {
             assert_eq!(within(count, limit, instances), expected, "{count} of {limit} over {instances}");
         }
+    }
+
+    #[test]
+    fn the_previous_window_counts_by_its_overlap() {
+        assert_eq!(sliding(10, 0, 0.0), 10.0);
+        assert_eq!(sliding(10, 2, 0.75), 4.5);
+        assert_eq!(sliding(0, 7, 0.5), 7.0);
+    }
+
+    #[test]
+    fn a_flood_still_gets_its_limit_through() {
+        let limiter = RateLimiter::new(Arc::new(AtomicU32::new(1)));
+        let limits = RateLimits { edge_per_token: Some(50), ..RateLimits::default() };
+        let admitted = (0..10_000).filter(|_| limiter.edge(&limits, "acme", "flood").is_ok()).count();
+        assert_eq!(admitted, 50, "refused requests are not counted, admitted ones are");
     }
 
     #[test]
