@@ -49,9 +49,22 @@ fn file_mode_records_who_did_what_without_personal_data() {
     let fetch_url = gate.issue("acme.test", API_KEY_ACME, &launch).json()["fetch_url"].as_str().unwrap().to_owned();
     let fetch_path = fetch_url.strip_prefix("https://lrs.acme.test").unwrap().to_owned();
     let fetch = |gate: &Gate| gate.edge(&Req::post(&fetch_path, Vec::new()).host("acme.test"));
-    assert!(fetch(&gate).json()["auth-token"].is_string());
+    let au_token = fetch(&gate).json()["auth-token"].as_str().unwrap().to_owned();
     let second = fetch(&gate);
     assert_eq!(second.json()["error-code"], "1");
+    // The AU's session: initialized, then terminated, which ends it.
+    for (verb, result) in [("initialized", None), ("terminated", Some(json!({"duration": "PT1M"})))] {
+        let mut s = statement();
+        s["verb"] = json!({"id": format!("http://adlnet.gov/expapi/verbs/{verb}")});
+        s["context"]["contextActivities"]["category"] =
+            json!([{"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}]);
+        match result {
+            Some(r) => s["result"] = r,
+            None => drop(s.as_object_mut().unwrap().remove("result")),
+        }
+        let r = gate.edge(&Req::statements("", s.to_string().into_bytes()).basic(&au_token));
+        assert_eq!(r.status, 200, "{verb}: {}", r.text());
+    }
     let refused = gate.edge(&Req::get("/xapi/activities/state?stateId=x").host("acme.test"));
     assert_eq!(refused.reason(), "token_missing");
     let refused_id = refused.json()["request_id"].as_str().unwrap().to_owned();
@@ -59,12 +72,14 @@ fn file_mode_records_who_did_what_without_personal_data() {
     let forbidden = gate.edge(&Req::statements(&token, b"{\"actor\": 1}".to_vec()));
     assert_eq!(forbidden.status, 400);
 
-    eventually("five events", Duration::from_secs(10), || audit_lines(&path).len() >= 6);
+    eventually("the events", Duration::from_secs(10), || audit_lines(&path).len() >= 7);
     let events = audit_lines(&path);
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    for kind in ["token_issued", "fetch_redeemed", "fetch_refused", "request_refused"] {
+    for kind in ["token_issued", "fetch_redeemed", "fetch_refused", "request_refused", "session_ended"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    let ended = events.iter().find(|e| e["kind"] == "session_ended").unwrap();
+    assert_eq!((&ended["reason"], &ended["session_id"]), (&json!("terminated"), &json!(SESSION_ID)));
     let refusal = events.iter().find(|e| e["request_id"] == refused_id.as_str()).expect("the refusal's event");
     assert_eq!(refusal["reason"], "token_missing");
     assert_eq!(refusal["tenant"], "acme");
@@ -333,4 +348,25 @@ fn a_graceful_upgrade_with_events_spooled_loses_and_duplicates_nothing() {
     eventually("the spool replayed", Duration::from_secs(60), || gate.metric("lrsgate_audit_spool_events") == 0.0);
     eventually("every event stored", Duration::from_secs(30), || stored_ids(&db).len() >= sent.len());
     assert_each_once(&db, &sent);
+}
+
+#[test]
+fn the_retention_sweep_deletes_only_what_is_past_its_days() {
+    let db = Db::start();
+    let lrs = StandIn::start();
+    db.tenant("acme", &["acme.test"], lrs.port);
+    db.pg.sql(
+        "INSERT INTO audit_events (id, at, kind, service, request_id) VALUES
+           ('00000000-0000-0000-0000-00000000000a', now() - interval '91 days', 'revoked', 'token', 'old'),
+           ('00000000-0000-0000-0000-00000000000b', now() - interval '89 days', 'revoked', 'token', 'recent')",
+    );
+    let spool = tempfile::tempdir().unwrap();
+    let mut opts = db.options(&lrs);
+    opts.server_extra = format!(
+        "[logging]\nlearner_hash_salt = \"{SALT}\"\n[audit]\nspool_dir = \"{}\"\nretention_days = 90\n",
+        spool.path().display()
+    );
+    let _gate = Gate::start(opts);
+    eventually("the sweep", Duration::from_secs(20), || !stored_ids(&db).contains_key("old"));
+    assert!(stored_ids(&db).contains_key("recent"), "an event inside its retention was deleted");
 }

@@ -371,6 +371,16 @@ impl ProxyHttp for Edge {
         if let Some(reservation) = ctx.reservation.take() {
             if ctx.forwarded_status.is_some_and(|s| (200..300).contains(&s)) && reservation.commit(unix_now()) {
                 metrics::SESSIONS_ENDED.with_label_values(&["terminated"]).inc();
+                if let (Some(tenant), Some(verified)) = (&ctx.tenant, &ctx.verified) {
+                    self.ops.audit.record(
+                        AuditEvent::new(EventKind::SessionEnded, "edge")
+                            .tenant(&tenant.id)
+                            .reason("terminated")
+                            .session(&verified.claims.session_id)
+                            .learner(self.ops.learner_hash(&tenant.id, &verified.grant.actor))
+                            .request(ctx.start.id),
+                    );
+                }
             }
         }
         let resource = ctx.resource.map_or("none", |r| r.label());
