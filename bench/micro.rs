@@ -213,5 +213,39 @@ fn hostile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validation, tokens, tenant_lookup, query, hostile);
+/// What the audit trail costs a request (building a refusal's event and handing it over) and
+/// what the writer does per event (its JSON line); and the rate limiter's check.
+fn operations(c: &mut Criterion) {
+    use lrsgate::audit::{Audit, AuditEvent, EventKind};
+    let (audit, mut rx) = Audit::channel(1 << 20);
+    let actor = lrsgate::xapi::agent::Ifi::Mbox("mailto:ann@example.org".into());
+    let mut sent = 0usize;
+    c.bench_function("audit_record_refusal", |b| {
+        b.iter(|| {
+            let mut event = AuditEvent::new(EventKind::RequestRefused, "edge")
+                .reason("scope_denies")
+                .tenant("acme")
+                .request(lrsgate::request_id::RequestId::next())
+                .learner(lrsgate::logging::learner_hash("salt", "acme", &actor));
+            event.status = Some(403);
+            audit.record(event);
+            sent += 1;
+            // Keep the queue from filling; the drain is cheap next to the record.
+            if sent.is_multiple_of(4096) {
+                while rx.try_recv().is_ok() {}
+            }
+        })
+    });
+    let event = AuditEvent::new(EventKind::RequestRefused, "edge").reason("scope_denies").tenant("acme");
+    c.bench_function("audit_event_json_line", |b| b.iter(|| std::hint::black_box(event.to_json())));
+    let limiter = lrsgate::rate_limit::RateLimiter::new(std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)));
+    let limits = lrsgate::rate_limit::RateLimits {
+        edge_per_tenant: Some(u32::MAX),
+        edge_per_token: Some(u32::MAX),
+        ..Default::default()
+    };
+    c.bench_function("rate_limit_edge_check", |b| b.iter(|| limiter.edge(&limits, "acme", "jti-0123456789")));
+}
+
+criterion_group!(benches, validation, tokens, tenant_lookup, query, hostile, operations);
 criterion_main!(benches);
