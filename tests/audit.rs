@@ -288,9 +288,25 @@ fn kill_9_with_events_spooled_then_restart_replays_each_once() {
     let load = Load::start(gate.edge, gate.token, &key, 2);
     std::thread::sleep(Duration::from_secs(3));
     let sent = load.finish();
-    eventually("all events spooled", Duration::from_secs(30), || {
-        gate.metric("lrsgate_audit_spool_events") as usize >= sent.len()
-    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (gate.metric("lrsgate_audit_spool_events") as usize) < sent.len() {
+        assert!(
+            Instant::now() < deadline,
+            "not all {} events spooled: spool {}, dropped {}, spooled {}, written {}\n{}",
+            sent.len(),
+            gate.metric("lrsgate_audit_spool_events"),
+            send(gate.metrics, &Req::get("/metrics"))
+                .text()
+                .lines()
+                .filter(|l| l.starts_with("lrsgate_audit"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            gate.metric("lrsgate_audit_events_total{result=\"spooled\"}"),
+            gate.metric("lrsgate_audit_events_total{result=\"written\"}"),
+            gate.log().lines().rev().take(15).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     gate.kill9();
 
     // As if an earlier replay had stored half the oldest segment and crashed before deleting it.

@@ -44,17 +44,25 @@ impl BackgroundService for FileAuditWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let Some(mut rx) = self.queue.lock().ok().and_then(|mut q| q.take()) else { return };
         let mut out = Output::new(self.target.clone());
+        let mut batch = Vec::with_capacity(1000);
         loop {
-            let batch = tokio::select! {
+            tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                batch = super::next_batch(&mut rx, 1000) => match batch { Some(b) => b, None => break },
-            };
+                // Cancel-safe: events are taken only when this branch completes.
+                n = rx.recv_many(&mut batch, 1000) => if n == 0 { break },
+            }
+            super::fill(&mut rx, &mut batch, 1000).await;
             out.write(&batch);
+            batch.clear();
         }
         let until = tokio::time::Instant::now() + self.drain_for;
-        while let Ok(Some(batch)) = tokio::time::timeout_at(until, super::next_batch(&mut rx, 1000)).await {
+        while let Ok(n) = tokio::time::timeout_at(until, rx.recv_many(&mut batch, 1000)).await {
+            if n == 0 {
+                break;
+            }
             out.write(&batch);
+            batch.clear();
         }
         out.write(&super::drain(&mut rx));
         if let Some((file, _)) = &out.file {

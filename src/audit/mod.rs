@@ -70,23 +70,20 @@ pub fn config_outcome(audit: &Audit, applied: &[String], refused: &[(String, Str
 /// fsyncs) under load, for at most this much delay in the trail.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Take up to `max` queued events, waiting for the first one and then up to [`COALESCE`] for
-/// more. `None`: every sender is gone.
-pub(crate) async fn next_batch(rx: &mut mpsc::Receiver<AuditEvent>, max: usize) -> Option<Vec<AuditEvent>> {
-    let mut batch = Vec::with_capacity(max.min(1024));
-    if rx.recv_many(&mut batch, max).await == 0 {
-        return None;
+/// Let a batch that has its first events fill for up to [`COALESCE`]. Called after a
+/// `recv_many` completed, never inside a `select!` or a timeout: events it has taken must not
+/// be dropped with a cancelled future (`recv_many` alone is cancel-safe, this is not).
+pub(crate) async fn fill(rx: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<AuditEvent>, max: usize) {
+    if batch.len() >= max {
+        return;
     }
-    if batch.len() < max {
-        tokio::time::sleep(COALESCE).await;
-        while batch.len() < max {
-            match rx.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(_) => break,
-            }
+    tokio::time::sleep(COALESCE).await;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
         }
     }
-    Some(batch)
 }
 
 /// Whatever is queued right now, without waiting (at shutdown).
@@ -110,7 +107,8 @@ mod tests {
             audit.record(AuditEvent::new(EventKind::RequestRefused, "edge"));
         }
         assert_eq!(metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).get(), before + 1);
-        assert_eq!(next_batch(&mut rx, 10).await.unwrap().len(), 2);
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
         Audit::disabled().record(AuditEvent::new(EventKind::RequestRefused, "edge"));
         assert!(!Audit::disabled().enabled());
     }

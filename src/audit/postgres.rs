@@ -91,14 +91,19 @@ impl BackgroundService for PostgresAuditWriter {
         let mut state = State { spool, retry_at: None, backoff: Duration::ZERO };
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_retention: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                batch = super::next_batch(&mut rx, BATCH) => match batch {
-                    Some(batch) => self.write(&mut state, batch).await,
-                    None => break,
-                },
+                // Cancel-safe: events are taken only when this branch completes.
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    super::fill(&mut rx, &mut batch, BATCH).await;
+                    self.write(&mut state, std::mem::take(&mut batch)).await;
+                }
                 _ = tick.tick() => {
                     // Take stock first: another process (a graceful upgrade) may have spooled.
                     if let Err(e) = state.spool.rescan() {
@@ -118,8 +123,11 @@ impl BackgroundService for PostgresAuditWriter {
         // Graceful stop: requests in flight during the grace period still record; then what
         // is queued is written or spooled, never dropped.
         let until = tokio::time::Instant::now() + self.settings.drain_for;
-        while let Ok(Some(batch)) = tokio::time::timeout_at(until, super::next_batch(&mut rx, BATCH)).await {
-            self.write(&mut state, batch).await;
+        while let Ok(n) = tokio::time::timeout_at(until, rx.recv_many(&mut batch, BATCH)).await {
+            if n == 0 {
+                break;
+            }
+            self.write(&mut state, std::mem::take(&mut batch)).await;
         }
         let rest = super::drain(&mut rx);
         if !rest.is_empty() {
@@ -230,11 +238,14 @@ impl PostgresAuditWriter {
 
     /// No spool could be opened: insert directly, counting what is lost while Postgres is away.
     async fn without_spool(&self, mut rx: mpsc::Receiver<AuditEvent>, mut shutdown: ShutdownWatch) {
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let batch = tokio::select! {
+            tokio::select! {
                 _ = shutdown.changed() => return,
-                batch = super::next_batch(&mut rx, BATCH) => match batch { Some(b) => b, None => return },
-            };
+                n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+            }
+            super::fill(&mut rx, &mut batch, BATCH).await;
+            let batch = std::mem::take(&mut batch);
             match self.insert(&batch).await {
                 Ok(()) => metrics::AUDIT_EVENTS.with_label_values(&["written"]).inc_by(batch.len() as u64),
                 Err(_) => metrics::AUDIT_DROPPED.with_label_values(&["spool_error"]).inc_by(batch.len() as u64),
