@@ -334,6 +334,8 @@ fn kill_9_with_events_spooled_then_restart_replays_each_once() {
     db.pg.sql(&format!("INSERT INTO audit_events (id, at, kind, service, request_id) VALUES {}", values.join(", ")));
 
     let gate = audit_gate(&db, &lrs, spool.path(), 10);
+    // Not the spool gauge alone: it reads 0 until the new writer has opened the spool.
+    eventually("every event stored", Duration::from_secs(60), || stored_ids(&db).len() >= sent.len());
     eventually("the spool replayed", Duration::from_secs(60), || gate.metric("lrsgate_audit_spool_events") == 0.0);
     assert_each_once(&db, &sent);
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0, "replayed segments are deleted");

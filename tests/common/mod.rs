@@ -369,7 +369,18 @@ graceful_shutdown_timeout_seconds = 1
             cmd.env(k, v);
         }
         let new = cmd.spawn().expect("start the upgraded lrsgate");
-        std::thread::sleep(Duration::from_millis(300));
+        // The new process binds the upgrade socket once it is ready for the listeners; only then
+        // may the old one hand them over (a slow start would otherwise outlast Pingora's retries).
+        let sock = self.dir.path().join("upgrade.sock");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !sock.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the upgraded process never opened its upgrade socket:\n{}",
+                std::fs::read_to_string(self.dir.path().join("lrsgate-upgraded.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.signal("QUIT");
         let mut old = self.child.replace(new).expect("a running gate");
         let deadline = Instant::now() + Duration::from_secs(30);
