@@ -216,13 +216,13 @@ fn hostile(c: &mut Criterion) {
 /// What the audit trail costs a request (building a refusal's event and handing it over) and
 /// what the writer does per event (its JSON line); and the rate limiter's check.
 fn operations(c: &mut Criterion) {
-    use lrsgate::audit::{Audit, AuditEvent, EventKind};
+    use lrsgate::audit::{Audit, AuditEvent, EventKind, Service};
     let (audit, mut rx) = Audit::channel(1 << 20);
     let actor = lrsgate::xapi::agent::Ifi::Mbox("mailto:ann@example.org".into());
     let mut sent = 0usize;
     c.bench_function("audit_record_refusal", |b| {
         b.iter(|| {
-            let mut event = AuditEvent::new(EventKind::RequestRefused, "edge")
+            let mut event = AuditEvent::new(EventKind::RequestRefused, Service::Edge)
                 .reason("scope_denies")
                 .tenant("acme")
                 .request(lrsgate::request_id::RequestId::next())
@@ -236,7 +236,7 @@ fn operations(c: &mut Criterion) {
             }
         })
     });
-    let event = AuditEvent::new(EventKind::RequestRefused, "edge").reason("scope_denies").tenant("acme");
+    let event = AuditEvent::new(EventKind::RequestRefused, Service::Edge).reason("scope_denies").tenant("acme");
     c.bench_function("audit_event_json_line", |b| b.iter(|| std::hint::black_box(event.to_json())));
     let limiter = lrsgate::rate_limit::RateLimiter::new(std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)));
     let limits = lrsgate::rate_limit::RateLimits {

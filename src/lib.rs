@@ -2,7 +2,9 @@
 //!
 //! Layout (see `../shared/design.md`): `xapi` and `policy` are pure and take no Pingora types;
 //! `auth` verifies and issues tokens; `config` and `tenant` build immutable snapshots; `edge`
-//! and `token_service` are the Pingora services; `upstream` reaches the LRS.
+//! and `token_service` are the Pingora services; `upstream` reaches the LRS. Operating it:
+//! `audit` (the trail and its writers), `rate_limit`, `heartbeat` (fleet size), `metrics`,
+//! `logging`, `request_id`, bundled for the services by `operations`.
 
 pub mod admin;
 pub mod audit;

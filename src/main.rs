@@ -345,7 +345,7 @@ fn read_audit_files(
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Some(event) = lrsgate::audit::AuditEvent::from_json(line) else { continue };
             if filter.matches(&event) {
-                events.push(serde_json::from_slice(line).map_err(|e| e.to_string())?);
+                events.push(serde_json::to_value(&event).map_err(|e| e.to_string())?);
                 if events.len() as i64 >= filter.limit {
                     return Ok(events);
                 }
@@ -463,9 +463,10 @@ fn cli_change(command: &Command) -> Option<(String, Option<String>)> {
 /// Record a CLI change in `audit_events` (when the table exists: after `migrate`).
 async fn record_cli_change(db: &DatabaseSettings, detail: String, tenant: Option<String>) {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
-    let mut event = lrsgate::audit::AuditEvent::new(lrsgate::audit::EventKind::AdminChange, "admin")
-        .actor(format!("cli:{user}"))
-        .detail(detail);
+    let mut event =
+        lrsgate::audit::AuditEvent::new(lrsgate::audit::EventKind::AdminChange, lrsgate::audit::Service::Admin)
+            .actor(format!("cli:{user}"))
+            .detail(detail);
     event.tenant = tenant;
     if let Ok(client) = lrsgate::db::connect(&db.url).await {
         if let Err(e) = lrsgate::audit::postgres::insert_events(&client, &[event]).await {

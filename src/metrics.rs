@@ -262,6 +262,22 @@ pub fn edge_request(resource: &'static str, outcome: &'static str, tenant: &str,
     }
 }
 
+/// The status classes' series of `lrsgate_upstream_responses_total`, resolved once.
+static UPSTREAM_RESPONSE_SERIES: LazyLock<[IntCounter; 5]> =
+    LazyLock::new(|| ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| UPSTREAM_RESPONSES.with_label_values(&[class])));
+
+/// Count one LRS response by its status class.
+pub fn upstream_response(status: u16) {
+    let index = match status_class(status) {
+        "1xx" => 0,
+        "2xx" => 1,
+        "3xx" => 2,
+        "4xx" => 3,
+        _ => 4,
+    };
+    UPSTREAM_RESPONSE_SERIES[index].inc();
+}
+
 /// The LRS's time to its response header for `resource`.
 pub fn upstream_duration(resource: &'static str, seconds: f64) {
     match UPSTREAM_SERIES.get(resource) {
@@ -278,6 +294,7 @@ pub fn init() {
     }
     LazyLock::force(&EDGE_SERIES);
     LazyLock::force(&UPSTREAM_SERIES);
+    LazyLock::force(&UPSTREAM_RESPONSE_SERIES);
     LazyLock::force(&EDGE_DURATION);
     LazyLock::force(&UPSTREAM_DURATION);
     LazyLock::force(&TOKEN_DURATION);
@@ -385,6 +402,11 @@ mod tests {
         let before = upstream();
         upstream_duration("agents", 0.002);
         assert_eq!(upstream(), before + 1);
+        let class = |c: &str| UPSTREAM_RESPONSES.with_label_values(&[c]).get();
+        let (ok, error) = (class("2xx"), class("5xx"));
+        upstream_response(204);
+        upstream_response(503);
+        assert_eq!((class("2xx"), class("5xx")), (ok + 1, error + 1));
         for resource in crate::xapi::route::Resource::ALL {
             assert!(RESOURCE_LABELS.contains(&resource.label()), "{resource:?} has no pre-resolved series");
         }

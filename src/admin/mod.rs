@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 
 use self::ops::{NewTenant, NewUpstream, OpsError};
 use crate::audit::query::AuditQuery;
-use crate::audit::{Audit, AuditEvent, EventKind};
+use crate::audit::{Audit, AuditEvent, EventKind, Service};
 use crate::denial::Denial;
 use crate::http_io::{bearer_credential, json_response, read_bounded};
 use crate::metrics;
@@ -69,7 +69,7 @@ impl ServeHttp for AdminService {
             Err(denial) => {
                 let (status, code) = denial.status_and_code();
                 metrics::DENIALS.with_label_values(&["admin", code]).inc();
-                let mut event = AuditEvent::new(EventKind::RequestRefused, "admin").reason(code).request(id);
+                let mut event = AuditEvent::new(EventKind::RequestRefused, Service::Admin).reason(code).request(id);
                 event.status = Some(status);
                 event.actor = actor;
                 event.detail = Some(format!("{} {}", session.req_header().method, session.req_header().uri.path()));
@@ -164,7 +164,7 @@ impl AdminService {
         if result.is_ok() && method != Method::GET {
             info!(request_id = id.as_str(), admin_key = key_id; "admin: {method} {path}");
             let mut event =
-                AuditEvent::new(EventKind::AdminChange, "admin").request(id).detail(format!("{method} {path}"));
+                AuditEvent::new(EventKind::AdminChange, Service::Admin).request(id).detail(format!("{method} {path}"));
             event.actor = actor.clone();
             if let ["tenants", tenant, ..] = segments[..] {
                 event.tenant = Some(tenant.to_owned());

@@ -59,16 +59,16 @@ impl EventKind {
     }
 }
 
-/// An audit event as it is queued, spooled (one JSON line) and stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An audit event as it is queued, spooled (one JSON line) and stored. Absent optional
+/// members read back as `None`; an unknown kind or service refuses the line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Unique across the fleet (`request_id::event_id`); replays are deduplicated on it.
     pub id: uuid::Uuid,
     /// Unix milliseconds.
     pub at_ms: i64,
     pub kind: EventKind,
-    /// `edge`, `token`, `admin` or `config`.
-    pub service: &'static str,
+    pub service: Service,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// The stable reason code of a refusal (or of a session end).
@@ -84,7 +84,7 @@ pub struct AuditEvent {
     /// The learner's salted hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learner: Option<String>,
-    /// Who acted: `admin_key:<id>`, `lms_key:<hash prefix>`, `operator` (CLI).
+    /// Who acted: `admin_key:<id>`, `lms_key:<hash prefix>`, `cli:<user>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,27 +94,30 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
-// `service` is a `&'static str` in memory; read back from a spool it is one of the known names.
-impl<'de> Deserialize<'de> for ServiceName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        SERVICES
-            .iter()
-            .find(|s| **s == text)
-            .map(|s| ServiceName(s))
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown service {text:?}")))
+/// The service that recorded an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    Edge,
+    Token,
+    Admin,
+    Config,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Edge => "edge",
+            Service::Token => "token",
+            Service::Admin => "admin",
+            Service::Config => "config",
+        }
     }
 }
 
-/// The services that record events.
-pub const SERVICES: [&str; 4] = ["edge", "token", "admin", "config"];
-
-/// A known service name (for reading spooled events back).
-pub struct ServiceName(pub &'static str);
-
 impl AuditEvent {
     /// A new event of `kind` from `service`, now.
-    pub fn new(kind: EventKind, service: &'static str) -> AuditEvent {
+    pub fn new(kind: EventKind, service: Service) -> AuditEvent {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -187,38 +190,7 @@ impl AuditEvent {
 
     /// Read one spooled line back.
     pub fn from_json(line: &[u8]) -> Option<AuditEvent> {
-        #[derive(Deserialize)]
-        struct Stored {
-            id: uuid::Uuid,
-            at_ms: i64,
-            kind: EventKind,
-            service: ServiceName,
-            tenant: Option<String>,
-            reason: Option<String>,
-            resource: Option<String>,
-            status: Option<u16>,
-            session_id: Option<String>,
-            learner: Option<String>,
-            actor: Option<String>,
-            request_id: Option<String>,
-            detail: Option<String>,
-        }
-        let s: Stored = serde_json::from_slice(line).ok()?;
-        Some(AuditEvent {
-            id: s.id,
-            at_ms: s.at_ms,
-            kind: s.kind,
-            service: s.service.0,
-            tenant: s.tenant,
-            reason: s.reason,
-            resource: s.resource,
-            status: s.status,
-            session_id: s.session_id,
-            learner: s.learner,
-            actor: s.actor,
-            request_id: s.request_id,
-            detail: s.detail,
-        })
+        serde_json::from_slice(line).ok()
     }
 }
 
@@ -228,7 +200,7 @@ mod tests {
 
     #[test]
     fn an_event_round_trips_through_its_json_line() {
-        let e = AuditEvent::new(EventKind::RequestRefused, "edge")
+        let e = AuditEvent::new(EventKind::RequestRefused, Service::Edge)
             .tenant("acme")
             .reason("scope_denies")
             .session("s-1")
@@ -255,7 +227,7 @@ mod tests {
 
     #[test]
     fn details_are_bounded_on_a_char_boundary() {
-        let e = AuditEvent::new(EventKind::ConfigRejected, "config").detail("é".repeat(400));
+        let e = AuditEvent::new(EventKind::ConfigRejected, Service::Config).detail("é".repeat(400));
         let d = e.detail.unwrap();
         assert!(d.len() <= 512 && d.chars().all(|c| c == 'é'));
     }

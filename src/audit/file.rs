@@ -157,7 +157,7 @@ fn rotate(path: &Path, keep: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::EventKind;
+    use crate::audit::event::{EventKind, Service};
 
     #[test]
     fn the_file_rotates_by_size_and_keeps_what_it_is_told() {
@@ -166,7 +166,7 @@ mod tests {
         let mut out = Output::new(AuditFileTarget::File { path: path.clone(), rotate_bytes: 1, keep: 2 });
         let mut written = Vec::new();
         for n in 0..4 {
-            let e = AuditEvent::new(EventKind::TokenIssued, "token").tenant(&format!("t{n}"));
+            let e = AuditEvent::new(EventKind::TokenIssued, Service::Token).tenant(&format!("t{n}"));
             out.write(std::slice::from_ref(&e));
             written.push(e);
         }

@@ -15,7 +15,7 @@ pub mod spool;
 
 use tokio::sync::mpsc;
 
-pub use self::event::{AuditEvent, EventKind};
+pub use self::event::{AuditEvent, EventKind, Service};
 use crate::metrics;
 
 /// Where requests hand their audit events. Cheap to clone; disabled when audit is off.
@@ -59,10 +59,10 @@ impl Audit {
 /// why) per tenant refused.
 pub fn config_outcome(audit: &Audit, applied: &[String], refused: &[(String, String)]) {
     for tenant in applied {
-        audit.record(AuditEvent::new(EventKind::ConfigApplied, "config").tenant(tenant));
+        audit.record(AuditEvent::new(EventKind::ConfigApplied, Service::Config).tenant(tenant));
     }
     for (tenant, why) in refused {
-        audit.record(AuditEvent::new(EventKind::ConfigRejected, "config").tenant(tenant).detail(why.as_str()));
+        audit.record(AuditEvent::new(EventKind::ConfigRejected, Service::Config).tenant(tenant).detail(why.as_str()));
     }
 }
 
@@ -104,12 +104,12 @@ mod tests {
         let (audit, mut rx) = Audit::channel(2);
         let before = metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).get();
         for _ in 0..3 {
-            audit.record(AuditEvent::new(EventKind::RequestRefused, "edge"));
+            audit.record(AuditEvent::new(EventKind::RequestRefused, Service::Edge));
         }
         assert_eq!(metrics::AUDIT_DROPPED.with_label_values(&["queue_full"]).get(), before + 1);
         let mut batch = Vec::new();
         assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
-        Audit::disabled().record(AuditEvent::new(EventKind::RequestRefused, "edge"));
+        Audit::disabled().record(AuditEvent::new(EventKind::RequestRefused, Service::Edge));
         assert!(!Audit::disabled().enabled());
     }
 }

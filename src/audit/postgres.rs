@@ -262,7 +262,7 @@ pub async fn insert_events(
     let ids: Vec<String> = batch.iter().map(|e| e.id.to_string()).collect();
     let at: Vec<i64> = batch.iter().map(|e| e.at_ms).collect();
     let kind: Vec<&str> = batch.iter().map(|e| e.kind.as_str()).collect();
-    let service: Vec<&str> = batch.iter().map(|e| e.service).collect();
+    let service: Vec<&str> = batch.iter().map(|e| e.service.as_str()).collect();
     let text = |f: fn(&AuditEvent) -> &Option<String>| -> Vec<Option<&str>> {
         batch.iter().map(|e| f(e).as_deref()).collect()
     };

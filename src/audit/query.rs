@@ -183,6 +183,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Service;
 
     #[test]
     fn times_parse_as_seconds_or_rfc3339_utc() {
@@ -203,7 +204,7 @@ mod tests {
         assert!(AuditQuery::from_pairs([("kind", "nope")]).is_err());
         let q = AuditQuery::from_pairs([("tenant", "acme"), ("reason", "token_missing"), ("from", "10")]).unwrap();
         assert_eq!(q.limit, 100);
-        let e = AuditEvent::new(EventKind::RequestRefused, "edge").tenant("acme").reason("token_missing");
+        let e = AuditEvent::new(EventKind::RequestRefused, Service::Edge).tenant("acme").reason("token_missing");
         assert!(q.matches(&e));
         assert!(!q.matches(&e.clone().reason("token_expired")));
         assert!(!q.matches(&AuditEvent { tenant: Some("acme2".into()), ..e.clone() }));

@@ -216,11 +216,11 @@ pub struct Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::EventKind;
+    use crate::audit::event::{EventKind, Service};
 
     fn batch(n: usize) -> Vec<AuditEvent> {
         (0..n)
-            .map(|_| AuditEvent::new(EventKind::RequestRefused, "edge").tenant("acme").reason("token_missing"))
+            .map(|_| AuditEvent::new(EventKind::RequestRefused, Service::Edge).tenant("acme").reason("token_missing"))
             .collect()
     }
 

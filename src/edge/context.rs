@@ -42,6 +42,15 @@ impl Drop for ConnectionGuard {
     }
 }
 
+impl EdgeCtx {
+    /// What every answer relayed from the LRS gets: this request's CORS headers and its id
+    /// (our own answers get the id from `http_io::json_header`).
+    pub fn finish_relayed(&self, header: &mut pingora::http::ResponseHeader) {
+        self.cors.apply(header);
+        let _ = header.insert_header(crate::http_io::REQUEST_ID, self.start.id.as_str());
+    }
+}
+
 /// Per-request state. Holds the tenant snapshot taken once in `request_filter`.
 #[derive(Default)]
 pub struct EdgeCtx {

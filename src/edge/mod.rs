@@ -29,7 +29,7 @@ use self::admit::{admit, Admission, EdgeState};
 use self::context::ConnectionGuard;
 pub use self::context::EdgeCtx;
 use self::reads::judge_statement_read;
-use crate::audit::{AuditEvent, EventKind};
+use crate::audit::{AuditEvent, EventKind, Service};
 use crate::auth::sessions::SessionStore;
 use crate::clock::unix_now;
 use crate::denial::Denial;
@@ -67,7 +67,7 @@ impl Edge {
         }
         let (status, code) = denial.status_and_code();
         let kind = if matches!(denial, Denial::Fetch(_)) { EventKind::FetchRefused } else { EventKind::RequestRefused };
-        let mut event = AuditEvent::new(kind, "edge").reason(code).request(ctx.start.id);
+        let mut event = AuditEvent::new(kind, Service::Edge).reason(code).request(ctx.start.id);
         event.status = Some(status);
         event.resource = ctx.resource.map(|r| r.label().to_owned());
         if let Some(tenant) = &ctx.tenant {
@@ -111,7 +111,7 @@ impl Edge {
             Ok((token, session_id)) => {
                 metrics::FETCHES.with_label_values(&["redeemed"]).inc();
                 self.ops.audit.record(
-                    AuditEvent::new(EventKind::FetchRedeemed, "edge")
+                    AuditEvent::new(EventKind::FetchRedeemed, Service::Edge)
                         .tenant(&tenant.id)
                         .session(&session_id)
                         .request(ctx.start.id),
@@ -189,12 +189,11 @@ impl ProxyHttp for Edge {
                 let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let (cors, id) = (ctx.cors.clone(), ctx.start.id);
-                let finish = |h: &mut ResponseHeader| {
-                    cors.apply(h);
-                    let _ = h.insert_header(REQUEST_ID, id.as_str());
-                };
-                match forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &finish).await {
+                let forwarded = forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &|h| {
+                    ctx.finish_relayed(h)
+                })
+                .await;
+                match forwarded {
                     Ok(Forwarded::Relayed(status)) => ctx.forwarded_status = Some(status),
                     Ok(Forwarded::Aborted(status)) => {
                         session.set_keepalive(None);
@@ -212,11 +211,6 @@ impl ProxyHttp for Edge {
                 };
                 let jti = ctx.verified.as_ref().map(|v| v.claims.jti.clone()).unwrap_or_default();
                 let more = ctx.upstream_more.take();
-                let (cors, id) = (ctx.cors.clone(), ctx.start.id);
-                let finish = |h: &mut ResponseHeader| {
-                    cors.apply(h);
-                    let _ = h.insert_header(REQUEST_ID, id.as_str());
-                };
                 let judged = fetch_judged(
                     &self.connector,
                     session,
@@ -224,7 +218,7 @@ impl ProxyHttp for Edge {
                     fwd,
                     more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
                     tenant.max_body_bytes,
-                    &finish,
+                    &|h| ctx.finish_relayed(h),
                     |resp, body| {
                         let content_type =
                             resp.headers.get(http::header::CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
@@ -315,13 +309,12 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         let status = upstream.status.as_u16();
-        metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+        metrics::upstream_response(status);
         if let (Some(started), Some(resource)) = (ctx.upstream_started, ctx.resource) {
             metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
         }
         ctx.forwarded_status = Some(status);
-        ctx.cors.apply(upstream);
-        upstream.insert_header(REQUEST_ID, ctx.start.id.as_str())?;
+        ctx.finish_relayed(upstream);
         Ok(())
     }
 
@@ -373,7 +366,7 @@ impl ProxyHttp for Edge {
                 metrics::SESSIONS_ENDED.with_label_values(&["terminated"]).inc();
                 if let (Some(tenant), Some(verified)) = (&ctx.tenant, &ctx.verified) {
                     self.ops.audit.record(
-                        AuditEvent::new(EventKind::SessionEnded, "edge")
+                        AuditEvent::new(EventKind::SessionEnded, Service::Edge)
                             .tenant(&tenant.id)
                             .reason("terminated")
                             .session(&verified.claims.session_id)

@@ -53,8 +53,11 @@ impl FileSource {
                 info!("tenants reloaded ({why}): {count} tenant(s) from {}", self.server.tenants_file.display());
                 // One event for the whole file (one per tenant would flood the trail at scale).
                 self.audit.record(
-                    crate::audit::AuditEvent::new(crate::audit::EventKind::ConfigApplied, "config")
-                        .detail(format!("tenants file ({why}): {count} tenant(s)")),
+                    crate::audit::AuditEvent::new(
+                        crate::audit::EventKind::ConfigApplied,
+                        crate::audit::Service::Config,
+                    )
+                    .detail(format!("tenants file ({why}): {count} tenant(s)")),
                 );
             }
             Err(e) => {
@@ -62,8 +65,11 @@ impl FileSource {
                 error!("tenants file refused ({why}); the running config stays: {e}");
                 // The whole file is refused, so no one tenant is named.
                 self.audit.record(
-                    crate::audit::AuditEvent::new(crate::audit::EventKind::ConfigRejected, "config")
-                        .detail(format!("tenants file: {e}")),
+                    crate::audit::AuditEvent::new(
+                        crate::audit::EventKind::ConfigRejected,
+                        crate::audit::Service::Config,
+                    )
+                    .detail(format!("tenants file: {e}")),
                 );
             }
         }

@@ -17,7 +17,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use self::request::{EndRequest, EndTarget, TokenRequest};
-use crate::audit::{AuditEvent, EventKind};
+use crate::audit::{AuditEvent, EventKind, Service};
 use crate::auth::sessions::{learner_key, FetchCode, FetchTicket, Revocation, SessionStore};
 use crate::auth::{apikey, issue};
 use crate::config::tenants::TenantStatus;
@@ -84,7 +84,8 @@ impl ServeHttp for TokenService {
                     request_id = call.id.as_str(), tenant = call.tenant.as_deref().unwrap_or("-"), status, reason = code;
                     "token service refused"
                 );
-                let mut event = AuditEvent::new(EventKind::RequestRefused, "token").reason(code).request(call.id);
+                let mut event =
+                    AuditEvent::new(EventKind::RequestRefused, Service::Token).reason(code).request(call.id);
                 event.status = Some(status);
                 event.tenant = call.tenant.clone();
                 event.actor = call.key.clone();
@@ -187,7 +188,7 @@ impl TokenService {
             ttl = reply["expires_in"].as_u64().unwrap_or_default(), delivery;
             "token issued"
         );
-        let mut event = AuditEvent::new(EventKind::TokenIssued, "token")
+        let mut event = AuditEvent::new(EventKind::TokenIssued, Service::Token)
             .tenant(&tenant.id)
             .session(session_id)
             .learner(learner)
@@ -246,7 +247,7 @@ impl TokenService {
             "ended by the LMS"
         );
         let mut event =
-            AuditEvent::new(kind, "token").tenant(&tenant.id).reason(request.reason.as_str()).request(call.id);
+            AuditEvent::new(kind, Service::Token).tenant(&tenant.id).reason(request.reason.as_str()).request(call.id);
         event.actor = call.key.clone();
         match &request.target {
             EndTarget::Session(id) => event.session_id = Some(id.clone()),

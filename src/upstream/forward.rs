@@ -114,7 +114,7 @@ pub async fn forward_buffered(
     let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
     let status = resp.status.as_u16();
-    metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+    metrics::upstream_response(status);
     resp.remove_header(&CONNECTION);
     resp.remove_header("keep-alive");
     finish_header(&mut resp);
@@ -228,7 +228,7 @@ pub async fn fetch_judged(
     let mut resp = resp.clone();
     connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
     let status = resp.status.as_u16();
-    metrics::UPSTREAM_RESPONSES.with_label_values(&[metrics::status_class(status)]).inc();
+    metrics::upstream_response(status);
     let body = match status {
         200..=299 => judge(&resp, body)?,
         300..=399 => return Err(Denial::UpstreamInvalid),
