@@ -3,9 +3,10 @@
 //! again to prove outages. As root (CI), the server runs as the `postgres` user, since PostgreSQL
 //! refuses to run as root. Self-contained: `bench/tenants_scale.rs` includes it too.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A free port below the OS's ephemeral range (32768+) and apart from the ports the test
 /// harness gives servers (20000-31999), so nothing else takes it before the cluster binds it.
@@ -123,13 +124,24 @@ impl PgCluster {
         self.try_sql(sql).unwrap_or_else(|e| panic!("SQL failed: {sql}\n{e}"))
     }
 
-    /// Run SQL; its output, or the error psql printed.
+    /// Run SQL; its output, or the error psql printed. The SQL goes in on stdin, not as an
+    /// argument: a test's bulk INSERT can outgrow the kernel's 128 KiB limit on one argument.
     pub fn try_sql(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.bin.join("psql"))
+        let mut psql = Command::new(self.bin.join("psql"))
             .args(["-h", &self.socket_dir(), "-p", &self.port.to_string(), "-U", "lrsgate", "-d", "postgres"])
-            .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
-            .output()
+            .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run psql");
+        // Written from a thread: psql answers while it reads, and a full stdout pipe would
+        // otherwise stall both sides.
+        let mut stdin = psql.stdin.take().expect("psql stdin");
+        let input = sql.to_owned();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = psql.wait_with_output().expect("wait for psql");
+        let _ = writer.join();
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
