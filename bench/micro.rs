@@ -134,7 +134,7 @@ fn tenant_lookup(c: &mut Criterion) {
     let raw: TenantsFile = toml::from_str(&text).unwrap();
     let specs = validate(file, raw).unwrap();
     let server = ServerConfig::from_file(file, ServerFile::default()).unwrap();
-    let balancers = lrsgate::server::balancers();
+    let balancers = lrsgate::server::balancers(&server);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let table = Arc::new(arc_swap::ArcSwap::from_pointee(
         runtime.block_on(TenantTable::build(specs, &server, &balancers)).unwrap(),

@@ -134,7 +134,7 @@ fn main() {
     let keys = MasterKeys::parse(&MasterKeys::generate_entry("bench")).unwrap();
     let db = DatabaseSettings { url: pg.url(), pool_size: 2, master_keys: keys.clone(), snapshot_cache: None };
     let server = ServerConfig::from_file(Path::new("bench.toml"), ServerFile::default()).unwrap();
-    let health = lrsgate::server::balancers();
+    let health = lrsgate::server::balancers(&server);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let client = rt.block_on(async {

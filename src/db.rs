@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_tenants.sql", include_str!("../migrations/0001_tenants.sql")),
     (2, "0002_sessions.sql", include_str!("../migrations/0002_sessions.sql")),
     (3, "0003_operations.sql", include_str!("../migrations/0003_operations.sql")),
+    (4, "0004_upstream.sql", include_str!("../migrations/0004_upstream.sql")),
 ];
 
 /// Serialises concurrent `migrate` runs (an arbitrary, fixed advisory lock key).

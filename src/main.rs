@@ -373,7 +373,7 @@ type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<lrsgat
 /// listeners of a running instance during an upgrade.
 fn load(config: &Path) -> Result<Loaded, String> {
     let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
-    let health = server::balancers();
+    let health = server::balancers(&cfg);
     let table = runtime()?.block_on(async {
         match &cfg.database {
             None => lrsgate::tenant::file::load_table(&cfg, &health).await,

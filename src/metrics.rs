@@ -44,6 +44,23 @@ pub static CONFIG_RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("metric registered once")
 });
 
+/// LRS nodes taken out of rotation by passive health.
+pub static UPSTREAM_EJECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("lrsgate_upstream_ejections_total", "LRS nodes taken out of rotation after failed requests")
+        .expect("metric registered once")
+});
+
+/// Attempts sent to another LRS node, by why (`connect`: nothing reached the first; `read`: a
+/// read retried) and whether the retry budget allowed it.
+pub static UPSTREAM_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_upstream_retries_total",
+        "Requests retried on another LRS node, by cause and outcome (retried, budget_exhausted)",
+        &["cause", "outcome"]
+    )
+    .expect("metric registered once")
+});
+
 /// Responses relayed from the LRS, by status class (`2xx` … `5xx`).
 pub static UPSTREAM_RESPONSES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!("lrsgate_upstream_responses_total", "LRS responses by status class", &["class"])

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
-use pingora::lb::health_check::TcpHealthCheck;
-use pingora::lb::{HealthCheckService, HealthRegistry};
+use pingora::lb::HealthCheckService;
 
 use crate::upstream::Balancers;
 use pingora::proxy::http_proxy_service_with_name;
@@ -36,16 +35,10 @@ use crate::tenant::postgres::PostgresSource;
 use crate::tenant::{TenantStore, TenantTable};
 use crate::token_service::TokenService;
 
-/// The balancers every tenant's LRS nodes come from, on one health registry with a TCP
-/// connect check.
-pub fn balancers() -> Arc<Balancers> {
-    let registry = Arc::new(HealthRegistry::new());
-    let mut check = TcpHealthCheck::new();
-    // One failed connect marks a node down; one success brings it back.
-    check.consecutive_failure = 1;
-    check.consecutive_success = 1;
-    registry.set_health_check(check);
-    Arc::new(Balancers::new(registry))
+/// The balancers every tenant's LRS nodes come from, on one health registry; an active probe
+/// gets the connect timeout (at least a second) to connect and, over HTTP, to answer.
+pub fn balancers(cfg: &ServerConfig) -> Arc<Balancers> {
+    Arc::new(Balancers::new(cfg.upstream.connect.max(std::time::Duration::from_secs(1))))
 }
 
 /// Pingora's own settings from our config file.

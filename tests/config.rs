@@ -55,6 +55,16 @@ fn check_config_names_what_to_fix() {
             "tenant[0].upstream.password: environment variable NOT_SET_BY_ANYONE is not set",
         ),
         (
+            "unknown_probe",
+            good.replacen("password = \"${TEST_LRS_PASSWORD}\"", "password = \"x\"\nhealth_check = \"icmp\"", 1),
+            "tenant[0].upstream.health_check: unknown value \"icmp\" (known: tcp, http)",
+        ),
+        (
+            "zero_timeout",
+            good.replacen("password = \"${TEST_LRS_PASSWORD}\"", "password = \"x\"\nread_timeout_ms = 0", 1),
+            "tenant[0].upstream.read_timeout_ms: must be between 1 and 3600000",
+        ),
+        (
             "alg_none",
             good.replace("[tenant.signing]", "[tenant.signing]\nalgorithms = [\"none\"]"),
             "tenant[0].signing.algorithms: algorithm \"none\" is not supported",

@@ -171,6 +171,16 @@ pub struct TenantView {
     pub certificates: Vec<String>,
     /// Requests per second (`null`: unlimited), as `PATCH /tenants/{id}` names them.
     pub rate_limits: RateLimitsView,
+    /// The active probe and timeouts (`null`: the server's), as `PATCH /tenants/{id}` names them.
+    pub upstream: UpstreamSettingsView,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UpstreamSettingsView {
+    pub upstream_health_check: Option<String>,
+    pub upstream_connect_timeout_ms: Option<i64>,
+    pub upstream_read_timeout_ms: Option<i64>,
+    pub upstream_total_timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -218,7 +228,8 @@ pub async fn show_tenant(client: &impl GenericClient, id: &str) -> Result<Tenant
     let row = client
         .query_opt(
             "SELECT status, public_origin, edge_requests_per_second, edge_requests_per_second_per_token,
-                    token_requests_per_second_per_api_key
+                    token_requests_per_second_per_api_key, upstream_health_check, upstream_connect_timeout_ms,
+                    upstream_read_timeout_ms, upstream_total_timeout_ms
              FROM tenants WHERE id = $1",
             &[&id],
         )
@@ -266,6 +277,12 @@ pub async fn show_tenant(client: &impl GenericClient, id: &str) -> Result<Tenant
             edge_requests_per_second: row.get(2),
             edge_requests_per_second_per_token: row.get(3),
             token_requests_per_second_per_api_key: row.get(4),
+        },
+        upstream: UpstreamSettingsView {
+            upstream_health_check: row.get(5),
+            upstream_connect_timeout_ms: row.get(6),
+            upstream_read_timeout_ms: row.get(7),
+            upstream_total_timeout_ms: row.get(8),
         },
     })
 }
@@ -543,6 +560,15 @@ pub struct TenantSettings {
     pub edge_requests_per_second_per_token: Option<Option<i64>>,
     #[serde(default, with = "nullable")]
     pub token_requests_per_second_per_api_key: Option<Option<i64>>,
+    /// `tcp` or `http`.
+    #[serde(default, with = "nullable")]
+    pub upstream_health_check: Option<Option<String>>,
+    #[serde(default, with = "nullable")]
+    pub upstream_connect_timeout_ms: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub upstream_read_timeout_ms: Option<Option<i64>>,
+    #[serde(default, with = "nullable")]
+    pub upstream_total_timeout_ms: Option<Option<i64>>,
 }
 
 /// Absent → `None` (unchanged); `null` → `Some(None)` (back to the default).
@@ -576,6 +602,9 @@ pub async fn update_settings(
         ("edge_requests_per_second", &s.edge_requests_per_second),
         ("edge_requests_per_second_per_token", &s.edge_requests_per_second_per_token),
         ("token_requests_per_second_per_api_key", &s.token_requests_per_second_per_api_key),
+        ("upstream_connect_timeout_ms", &s.upstream_connect_timeout_ms),
+        ("upstream_read_timeout_ms", &s.upstream_read_timeout_ms),
+        ("upstream_total_timeout_ms", &s.upstream_total_timeout_ms),
     ];
     for (column, value) in numbers {
         if let Some(value) = value {
@@ -589,6 +618,12 @@ pub async fn update_settings(
     }
     if let Some(value) = &s.policy_alternate_syntax {
         tx.execute("UPDATE tenants SET policy_alternate_syntax = $2 WHERE id = $1", &[&id, value]).await?;
+    }
+    if let Some(value) = &s.upstream_health_check {
+        if value.as_deref().is_some_and(|v| crate::upstream::health::ProbeKind::parse(v).is_none()) {
+            return Err(invalid("upstream_health_check: unknown value (known: tcp, http)"));
+        }
+        tx.execute("UPDATE tenants SET upstream_health_check = $2 WHERE id = $1", &[&id, value]).await?;
     }
     let switches = [
         ("policy_cmi5_other_objects", &s.policy_cmi5_other_objects),

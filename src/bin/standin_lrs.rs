@@ -16,6 +16,15 @@
 //! `--read-status` answers successful statement reads with that status instead of 200, so tests
 //! can prove lrsgate judges every 2xx and relays no redirect)
 //!
+//! `GET /_standin/received` lists the `X-Request-Id` of every request read, also of those a
+//! fault kept from being handled.
+//!
+//! Faults, for tests of what lrsgate does with a misbehaving node: `POST /_standin/fault` with
+//! a body of `none`, `close` (a connection is closed as soon as a request's head was read,
+//! unanswered), `hang` (requests are read, never
+//! answered), `status:N` (every xAPI request answered N, nothing stored) or `slow:MS` (answered
+//! after MS milliseconds). Requests a fault kept from being handled are not recorded.
+//!
 //! Like an LRS, it answers 409 to a statement whose id it holds with other content.
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
 
@@ -47,6 +56,8 @@ struct State {
     documents: HashMap<String, Vec<u8>>,
     /// Attachment parts of multipart writes (headers and content as sent), by their hash.
     attachments: HashMap<String, Vec<u8>>,
+    /// The `X-Request-Id` of every request read, a fault's included (`GET /_standin/received`).
+    received: Vec<String>,
 }
 
 struct Lrs {
@@ -62,6 +73,33 @@ struct Lrs {
     connections: AtomicU64,
     request_count: AtomicU64,
     state: Mutex<State>,
+    fault: Mutex<Fault>,
+}
+
+/// How the stand-in misbehaves (`POST /_standin/fault`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Fault {
+    #[default]
+    None,
+    Close,
+    Hang,
+    Status(u16),
+    Slow(u64),
+}
+
+impl Fault {
+    fn parse(text: &str) -> Option<Fault> {
+        Some(match text.trim() {
+            "none" => Fault::None,
+            "close" => Fault::Close,
+            "hang" => Fault::Hang,
+            other => match other.split_once(':')? {
+                ("status", n) => Fault::Status(n.parse().ok()?),
+                ("slow", ms) => Fault::Slow(ms.parse().ok()?),
+                _ => return None,
+            },
+        })
+    }
 }
 
 struct Request {
@@ -127,6 +165,7 @@ fn main() -> std::io::Result<()> {
         connections: AtomicU64::new(0),
         request_count: AtomicU64::new(0),
         state: Mutex::new(State::default()),
+        fault: Mutex::new(Fault::None),
     });
     let threads = std::env::var("STANDIN_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
@@ -157,7 +196,23 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
             lrs.connections.fetch_sub(1, Ordering::Relaxed);
         }
         first = false;
-        let response = handle(&lrs, request);
+        if !request.target.starts_with("/_standin/") {
+            if let Some((_, id)) = request.headers.iter().find(|(k, _)| k == "x-request-id") {
+                lrs.state.lock().expect("stand-in state lock").received.push(id.clone());
+            }
+            match lrs.fault() {
+                Fault::Close => return Ok(()),
+                Fault::Hang => std::future::pending::<()>().await,
+                Fault::Slow(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                Fault::None | Fault::Status(_) => {}
+            }
+        }
+        let response = match lrs.fault() {
+            Fault::Status(status) if !request.target.starts_with("/_standin/") => {
+                Response::json(status, b"{}".to_vec())
+            }
+            _ => handle(&lrs, request),
+        };
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Experience-API-Version: 1.0.3\r\n{}{}\r\n",
             response.status,
@@ -253,6 +308,12 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
     }
 }
 
+impl Lrs {
+    fn fault(&self) -> Fault {
+        *self.fault.lock().expect("stand-in fault lock")
+    }
+}
+
 fn handle(lrs: &Lrs, req: Request) -> Response {
     let (path, query) = req.target.split_once('?').unwrap_or((req.target.as_str(), ""));
     match (req.method.as_str(), path) {
@@ -263,6 +324,17 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
                 "requests": lrs.request_count.load(Ordering::Relaxed),
             });
             return Response::json(200, body.to_string().into_bytes());
+        }
+        ("GET", "/_standin/received") => {
+            let state = lrs.state.lock().expect("stand-in state lock");
+            return Response::json(200, serde_json::to_vec(&state.received).unwrap_or_default());
+        }
+        ("POST", "/_standin/fault") => {
+            let Some(fault) = std::str::from_utf8(&req.body).ok().and_then(Fault::parse) else {
+                return Response::json(400, br#"{"error":"unknown fault"}"#.to_vec());
+            };
+            *lrs.fault.lock().expect("stand-in fault lock") = fault;
+            return Response::json(204, Vec::new());
         }
         ("POST", "/_standin/reset") => {
             let mut state = lrs.state.lock().expect("stand-in state lock");

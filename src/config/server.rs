@@ -80,7 +80,11 @@ pub struct UpstreamFile {
     pub read_timeout_ms: Option<u64>,
     pub write_timeout_ms: Option<u64>,
     pub idle_timeout_seconds: Option<u64>,
+    pub total_timeout_ms: Option<u64>,
     pub health_check_interval_seconds: Option<u64>,
+    pub eject_after_failures: Option<u32>,
+    pub ejection_ms: Option<u64>,
+    pub max_ejection_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,8 +216,25 @@ pub struct UpstreamTimeouts {
     /// How long an idle pooled connection is kept, default 55 s: keep it below the LRS's own
     /// keep-alive timeout, or a reused stale connection fails a POST.
     pub idle: Duration,
-    /// TCP health check period, default 5 s.
+    /// From the first attempt to the LRS's last response byte, retries included, default 60 s.
+    pub total: Duration,
+    /// Active health check period, default 5 s.
     pub health_check_interval: Duration,
+    /// When real requests take a node out of rotation.
+    pub passive: crate::upstream::health::PassivePolicy,
+}
+
+impl UpstreamTimeouts {
+    /// These timeouts with a tenant's own over them.
+    pub fn with(self, tenant: crate::config::tenants::UpstreamOverrides) -> UpstreamTimeouts {
+        UpstreamTimeouts {
+            connect: tenant.connect.unwrap_or(self.connect),
+            read: tenant.read.unwrap_or(self.read),
+            write: tenant.read.unwrap_or(self.write),
+            total: tenant.total.unwrap_or(self.total),
+            ..self
+        }
+    }
 }
 
 /// Pingora's own server settings, passed to its `ServerConf`.
@@ -296,11 +317,22 @@ impl ServerConfig {
                 read: Duration::from_millis(positive("upstream.read_timeout_ms", u.read_timeout_ms, 30_000)?),
                 write: Duration::from_millis(positive("upstream.write_timeout_ms", u.write_timeout_ms, 30_000)?),
                 idle: Duration::from_secs(positive("upstream.idle_timeout_seconds", u.idle_timeout_seconds, 55)?),
+                total: Duration::from_millis(positive("upstream.total_timeout_ms", u.total_timeout_ms, 60_000)?),
                 health_check_interval: Duration::from_secs(positive(
                     "upstream.health_check_interval_seconds",
                     u.health_check_interval_seconds,
                     5,
                 )?),
+                passive: crate::upstream::health::PassivePolicy {
+                    failures: positive("upstream.eject_after_failures", u.eject_after_failures.map(u64::from), 3)?
+                        .min(1000) as u32,
+                    ejection: Duration::from_millis(positive("upstream.ejection_ms", u.ejection_ms, 5_000)?),
+                    max_ejection: Duration::from_millis(positive(
+                        "upstream.max_ejection_ms",
+                        u.max_ejection_ms,
+                        60_000,
+                    )?),
+                },
             },
             pingora: PingoraSettings {
                 threads,

@@ -124,6 +124,18 @@ pub struct UpstreamEntry {
     pub nodes: Vec<NodeEntry>,
     pub username: String,
     pub password: String,
+    /// The active probe of these nodes: `tcp` (default) or `http` (`GET <base>/about`, 200).
+    #[serde(default)]
+    pub health_check: Option<String>,
+    /// This tenant's timeouts, over the server's `[upstream]` ones.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Until the first response byte, and between later reads.
+    #[serde(default)]
+    pub read_timeout_ms: Option<u64>,
+    /// From the first attempt to the last response byte, retries included.
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +197,16 @@ pub struct NodeSpec {
     pub base_path: String,
     /// Share of requests relative to the other nodes (1..=1000, default 1).
     pub weight: u32,
+    /// How the node is probed (the tenant's `upstream.health_check`).
+    pub probe: crate::upstream::health::ProbeKind,
+}
+
+/// A tenant's own upstream timeouts; `None`: the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamOverrides {
+    pub connect: Option<std::time::Duration>,
+    pub read: Option<std::time::Duration>,
+    pub total: Option<std::time::Duration>,
 }
 
 /// A host's certificate chain and key, PEM, checked to parse and to belong together.
@@ -229,6 +251,7 @@ pub struct TenantSpec {
     pub cors: CorsPolicy,
     pub tls: Vec<TlsSpec>,
     pub rate_limits: crate::rate_limit::RateLimits,
+    pub upstream_timeouts: UpstreamOverrides,
 }
 
 impl std::fmt::Debug for TenantSpec {
@@ -328,6 +351,23 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     if e.upstream.nodes.is_empty() {
         return Err(err("upstream.nodes", "at least one LRS node is required".into()));
     }
+    let probe = match e.upstream.health_check.as_deref() {
+        None => crate::upstream::health::ProbeKind::Tcp,
+        Some(text) => crate::upstream::health::ProbeKind::parse(text)
+            .ok_or_else(|| err("upstream.health_check", format!("unknown value \"{text}\" (known: tcp, http)")))?,
+    };
+    let mut upstream_timeouts = UpstreamOverrides::default();
+    for (key, value, slot) in [
+        ("connect_timeout_ms", e.upstream.connect_timeout_ms, &mut upstream_timeouts.connect),
+        ("read_timeout_ms", e.upstream.read_timeout_ms, &mut upstream_timeouts.read),
+        ("total_timeout_ms", e.upstream.total_timeout_ms, &mut upstream_timeouts.total),
+    ] {
+        match value {
+            None => {}
+            Some(ms @ 1..=3_600_000) => *slot = Some(std::time::Duration::from_millis(ms)),
+            Some(_) => return Err(err(&format!("upstream.{key}"), "must be between 1 and 3600000".into())),
+        }
+    }
     let nodes = e
         .upstream
         .nodes
@@ -341,7 +381,9 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
             if !(1..=1000).contains(&weight) {
                 return Err(err(&format!("upstream.nodes[{n}]"), "weight must be between 1 and 1000".into()));
             }
-            parse_node(url, weight).map_err(|m| err(&format!("upstream.nodes[{n}]"), m))
+            parse_node(url, weight)
+                .map(|node| NodeSpec { probe, ..node })
+                .map_err(|m| err(&format!("upstream.nodes[{n}]"), m))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if e.upstream.username.contains(':') {
@@ -437,6 +479,7 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         sessions,
         cors,
         rate_limits,
+        upstream_timeouts,
     })
 }
 
@@ -553,7 +596,14 @@ pub fn parse_node(text: &str, weight: u32) -> Result<NodeSpec, String> {
     }
     let host = url.host_str().ok_or("the URL has no host")?.to_owned();
     let port = url.port_or_known_default().ok_or("the URL has no port")?;
-    Ok(NodeSpec { tls, host, port, base_path: url.path().trim_end_matches('/').to_owned(), weight })
+    Ok(NodeSpec {
+        tls,
+        host,
+        port,
+        base_path: url.path().trim_end_matches('/').to_owned(),
+        weight,
+        probe: crate::upstream::health::ProbeKind::Tcp,
+    })
 }
 
 #[cfg(test)]
@@ -587,7 +637,14 @@ mod tests {
         assert_eq!(specs[0].lrs_password, "pw");
         assert_eq!(
             specs[0].nodes[0],
-            NodeSpec { tls: false, host: "127.0.0.1".into(), port: 9000, base_path: "/xapi".into(), weight: 1 }
+            NodeSpec {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 9000,
+                base_path: "/xapi".into(),
+                weight: 1,
+                probe: crate::upstream::health::ProbeKind::Tcp
+            }
         );
         assert_eq!((specs[0].default_ttl_seconds, specs[0].max_ttl_seconds), (3600, 28_800));
     }

@@ -76,8 +76,12 @@ pub struct EdgeCtx {
     pub refused: Option<(u16, &'static str)>,
     /// For a statement read: the grant and kind that what the LRS returns is judged by.
     pub statement_read: Option<(crate::policy::Grant, crate::edge::reads::ReadKind)>,
-    /// Failed connection attempts to LRS nodes for this request.
-    pub connect_failures: usize,
+    /// The LRS nodes (slots) this request was sent to; a retry goes to another.
+    pub tried: crate::upstream::health::Tried,
+    /// The slot of the node the current attempt went to.
+    pub slot: Option<usize>,
+    /// A read was retried on another node (at most once per request).
+    pub read_retried: bool,
     /// The status the LRS answered with (on every forwarding path).
     pub forwarded_status: Option<u16>,
     /// CORS headers every response to this request gets (own refusals included).

@@ -241,10 +241,28 @@ impl ProxyHttp for Edge {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
         let tenant =
             ctx.tenant.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no tenant in context"))?;
-        let (peer, node) =
-            tenant.upstream.select().ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy LRS node"))?;
-        ctx.node = Some(node.clone());
-        ctx.upstream_started.get_or_insert_with(std::time::Instant::now);
+        let pool = &tenant.upstream;
+        let started = *ctx.upstream_started.get_or_insert_with(std::time::Instant::now);
+        if ctx.tried.count() == 0 {
+            pool.retry_budget().request();
+        }
+        // The total deadline holds across retries: each attempt gets what is left of it.
+        let Some(left) = pool.timeouts().total.checked_sub(started.elapsed()).filter(|d| !d.is_zero()) else {
+            return Error::e_explain(ErrorType::ReadTimedout, "the tenant's total upstream timeout passed");
+        };
+        let selected = pool
+            .select(ctx.tried)
+            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy LRS node left to try"))?;
+        ctx.tried.add(selected.slot);
+        ctx.slot = Some(selected.slot);
+        ctx.node = Some(selected.node.clone());
+        let mut peer = selected.peer;
+        let o = &mut peer.options;
+        for timeout in
+            [&mut o.connection_timeout, &mut o.total_connection_timeout, &mut o.read_timeout, &mut o.write_timeout]
+        {
+            *timeout = timeout.map(|t| t.min(left));
+        }
         Ok(peer)
     }
 
@@ -255,12 +273,60 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Nothing was sent yet: another node may take it, but each node gets one try at most
-        // (Pingora's own cap, `max_retries`, is 16 connect timeouts).
+        // Nothing was sent: another node may take it, each node tried at most once. Not out of
+        // the retry budget: the LRS saw nothing, and the node count bounds it.
         metrics::upstream_error(&e);
-        ctx.connect_failures += 1;
-        let nodes = ctx.tenant.as_ref().map_or(1, |t| t.upstream.node_count());
-        e.set_retry(ctx.connect_failures < nodes);
+        let retry = match (&ctx.tenant, ctx.slot) {
+            (Some(tenant), Some(slot)) => {
+                tenant.upstream.observe(slot, false);
+                tenant.upstream.has_untried(ctx.tried)
+            }
+            _ => false,
+        };
+        if retry {
+            metrics::UPSTREAM_RETRIES.with_label_values(&["connect", "retried"]).inc();
+        }
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut EdgeCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let from_lrs = e.esource() == &ErrorSource::Upstream;
+        let (Some(tenant), Some(slot)) = (&ctx.tenant, ctx.slot) else {
+            e.set_retry(false);
+            return e;
+        };
+        let pool = &tenant.upstream;
+        // A pooled connection the LRS had already closed says nothing about the node.
+        let stale = client_reused && matches!(e.etype(), ErrorType::ConnectionClosed | ErrorType::ReadError);
+        if from_lrs && !stale {
+            pool.observe(slot, false);
+        }
+        // Bytes were sent: only a read may go again (a write may have been stored), once, to a
+        // node not tried yet (a stale pooled connection with no other node: the same node, on a
+        // new connection), before anything was relayed, and within the retry budget.
+        let read = matches!(session.req_header().method, http::Method::GET | http::Method::HEAD);
+        let mut retry = read && from_lrs && !ctx.read_retried && session.response_written().is_none();
+        if retry && stale && !pool.has_untried(ctx.tried) {
+            ctx.tried.remove(slot);
+        }
+        retry = retry && pool.has_untried(ctx.tried);
+        if retry {
+            let allowed = pool.retry_budget().try_retry();
+            let outcome = if allowed { "retried" } else { "budget_exhausted" };
+            metrics::UPSTREAM_RETRIES.with_label_values(&["read", outcome]).inc();
+            retry = allowed;
+        }
+        ctx.read_retried |= retry;
+        e.set_retry(retry);
         e
     }
 
@@ -300,6 +366,22 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        // Each read has its timeout; the whole answer has the tenant's total one.
+        if let (false, Some(started), Some(tenant)) = (end_of_stream, ctx.upstream_started, &ctx.tenant) {
+            if started.elapsed() > tenant.upstream.timeouts().total {
+                return Error::e_explain(ErrorType::ReadTimedout, "the tenant's total upstream timeout passed");
+            }
+        }
+        Ok(None)
+    }
+
     // Bodies over the replay buffer are relayed by `upstream::forward`, not through this phase:
     // response-header work added here must be applied there too.
     async fn response_filter(
@@ -310,6 +392,9 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream.status.as_u16();
         metrics::upstream_response(status);
+        if let (Some(tenant), Some(slot)) = (&ctx.tenant, ctx.slot) {
+            tenant.upstream.observe(slot, !crate::upstream::health::is_node_failure(status));
+        }
         if let (Some(started), Some(resource)) = (ctx.upstream_started, ctx.resource) {
             metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
         }

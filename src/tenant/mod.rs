@@ -60,10 +60,15 @@ impl Tenant {
     /// Build a tenant from its validated spec: keys, certificates, and its LRS node pool (DNS
     /// is resolved here, once per load).
     pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
-        let upstream =
-            UpstreamPool::build(&spec.nodes, &spec.lrs_username, &spec.lrs_password, server.upstream, health)
-                .await
-                .map_err(|e| format!("tenant {}: {e}", spec.id))?;
+        let upstream = UpstreamPool::build(
+            &spec.nodes,
+            &spec.lrs_username,
+            &spec.lrs_password,
+            server.upstream.with(spec.upstream_timeouts),
+            health,
+        )
+        .await
+        .map_err(|e| format!("tenant {}: {e}", spec.id))?;
         let mut certificates = HashMap::with_capacity(spec.tls.len());
         for t in &spec.tls {
             let key = CertifiedKey::parse(&t.cert_pem, &t.key_pem).map_err(|e| format!("tenant {}: {e}", spec.id))?;

@@ -82,6 +82,11 @@ pub(crate) struct Rows {
     alternate_syntax: Option<String>,
     switches: [Option<bool>; 5],
     rate_limits: [Option<i64>; 3],
+    #[serde(default)]
+    upstream_health_check: Option<String>,
+    /// Connect, read, total (ms).
+    #[serde(default)]
+    upstream_timeouts: [Option<i64>; 3],
     hosts: Vec<String>,
     nodes: Vec<(String, i32)>,
     credential: Option<(String, Vec<u8>, String)>,
@@ -110,7 +115,8 @@ pub async fn load_tenants(
                        policy_alternate_syntax, policy_cmi5_other_objects, policy_require_session_id,
                        policy_learner_preferences_writes, policy_activity_profile_writes, policy_cmi5_session_rules,
                        edge_requests_per_second, edge_requests_per_second_per_token,
-                       token_requests_per_second_per_api_key
+                       token_requests_per_second_per_api_key, upstream_health_check,
+                       upstream_connect_timeout_ms, upstream_read_timeout_ms, upstream_total_timeout_ms
                 FROM tenants WHERE ($1::text[] IS NULL OR id = ANY($1))"),
             &[&filter],
         )
@@ -125,6 +131,8 @@ pub async fn load_tenants(
             alternate_syntax: r.get(10),
             switches: [r.get(11), r.get(12), r.get(13), r.get(14), r.get(15)],
             rate_limits: [r.get(16), r.get(17), r.get(18)],
+            upstream_health_check: r.get(19),
+            upstream_timeouts: [r.get(20), r.get(21), r.get(22)],
             ..Rows::default()
         };
         rows.insert(r.get(0), t);
@@ -223,6 +231,7 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
         tls.push(TlsEntry { host, cert_pem: Some(cert_pem), key_pem: Some(key_pem), ..TlsEntry::default() });
     }
     let seconds = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+    let millis = seconds;
     let [max_body, default_ttl, max_ttl, session_max, grace, fetch_ttl] = t.limits;
     let [other_objects, session_id, preferences, activity_profile, session_rules] = t.switches;
     Ok(TenantEntry {
@@ -262,6 +271,10 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
                 .collect(),
             username,
             password,
+            health_check: t.upstream_health_check,
+            connect_timeout_ms: millis(t.upstream_timeouts[0]),
+            read_timeout_ms: millis(t.upstream_timeouts[1]),
+            total_timeout_ms: millis(t.upstream_timeouts[2]),
         },
         signing: SigningEntry { algorithms: None, secret },
         limits: {

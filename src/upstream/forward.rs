@@ -14,6 +14,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 
+use super::health::Tried;
 use super::{UpstreamNode, UpstreamPool};
 use crate::denial::Denial;
 use crate::metrics;
@@ -85,7 +86,7 @@ pub enum Forwarded {
 
 /// Send a validated request with `body` to one of `pool`'s nodes and relay the answer, its
 /// header finished by `finish_header` (CORS). Only connection failures (nothing sent yet) move
-/// on to another node.
+/// on to another node: a write is never sent twice.
 pub async fn forward_buffered(
     connector: &Connector,
     session: &mut ServerSession,
@@ -95,26 +96,36 @@ pub async fn forward_buffered(
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
 ) -> Result<Forwarded, Denial> {
     metrics::LARGE_BODY_FORWARDS.inc();
+    pool.retry_budget().request();
     let started = std::time::Instant::now();
-    let (mut http, peer, node) = connect(connector, pool, fwd.request_id).await?;
-    let req = upstream_request(fwd, node, &pool.authorization, Some(body.len())).map_err(|_| Denial::Internal)?;
-    let sent = async {
+    let deadline = tokio::time::Instant::from_std(started + pool.timeouts().total);
+    let mut tried = Tried::default();
+    let mut attempt = connect(connector, pool, &mut tried, fwd.request_id, deadline).await?;
+    let req =
+        upstream_request(fwd, attempt.node, &pool.authorization, Some(body.len())).map_err(|_| Denial::Internal)?;
+    let http = &mut attempt.http;
+    let sent = tokio::time::timeout_at(deadline, async {
         http.write_request_header(Box::new(req)).await?;
         http.write_request_body(body.clone(), true).await?;
         http.finish_request_body().await?;
         http.read_response_header().await
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| total_timeout());
     if let Err(e) = sent {
         // Something may have reached the LRS: never resend a non-idempotent write.
         metrics::upstream_error(&e);
+        if !(attempt.reused && is_stale(&e)) {
+            pool.observe(attempt.slot, false);
+        }
         return Err(Denial::from_upstream_error(&e));
     }
     metrics::upstream_duration(fwd.resource.label(), started.elapsed().as_secs_f64());
-    let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+    let Some(resp) = attempt.http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
     let status = resp.status.as_u16();
     metrics::upstream_response(status);
+    pool.observe(attempt.slot, !super::health::is_node_failure(status));
     resp.remove_header(&CONNECTION);
     resp.remove_header("keep-alive");
     finish_header(&mut resp);
@@ -122,7 +133,10 @@ pub async fn forward_buffered(
         return Ok(Forwarded::Aborted(status));
     }
     loop {
-        match http.read_response_body().await {
+        let chunk = tokio::time::timeout_at(deadline, attempt.http.read_response_body())
+            .await
+            .unwrap_or_else(|_| total_timeout());
+        match chunk {
             Ok(Some(chunk)) => {
                 if session.write_response_body(chunk, false).await.is_err() {
                     return Ok(Forwarded::Aborted(status));
@@ -139,29 +153,62 @@ pub async fn forward_buffered(
     if session.finish_body().await.is_err() {
         return Ok(Forwarded::Aborted(status));
     }
-    connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+    connector.release_http_session(attempt.http, &*attempt.peer, Some(pool.idle_timeout())).await;
     Ok(Forwarded::Relayed(status))
 }
 
-/// A connection to one of the pool's nodes. Only connection failures (nothing sent yet) move
-/// on to another node, each tried at most once.
+/// The error an exchange gets when the tenant's total upstream timeout passes.
+fn total_timeout<T>() -> pingora::Result<T> {
+    pingora::Error::e_explain(pingora::ErrorType::ReadTimedout, "the tenant's total upstream timeout passed")
+}
+
+/// A pooled connection the LRS had closed before this request: says nothing about the node.
+fn is_stale(e: &pingora::Error) -> bool {
+    matches!(e.etype(), pingora::ErrorType::ConnectionClosed | pingora::ErrorType::ReadError)
+}
+
+/// One attempt's connection to one node.
+struct Attempt<'p> {
+    http: pingora::protocols::http::client::HttpSession,
+    peer: Box<pingora::prelude::HttpPeer>,
+    node: &'p std::sync::Arc<UpstreamNode>,
+    slot: usize,
+    /// A pooled connection (it may have been closed by the LRS meanwhile).
+    reused: bool,
+}
+
+/// A connection to a node not in `tried` (added to it). Only connection failures (nothing sent
+/// yet) move on to another node, each tried at most once, by `deadline`.
 async fn connect<'p>(
     connector: &Connector,
     pool: &'p UpstreamPool,
+    tried: &mut Tried,
     request_id: RequestId,
-) -> Result<
-    (pingora::protocols::http::client::HttpSession, Box<pingora::prelude::HttpPeer>, &'p std::sync::Arc<UpstreamNode>),
-    Denial,
-> {
+    deadline: tokio::time::Instant,
+) -> Result<Attempt<'p>, Denial> {
     let mut last_error = Denial::UpstreamUnavailable;
-    for _ in 0..pool.node_count().max(1) {
-        let Some((peer, node)) = pool.select() else { break };
-        match connector.get_http_session(&*peer).await {
-            Ok((http, _reused)) => return Ok((http, peer, node)),
+    for _ in 0..pool.slot_count() {
+        let Some(selected) = pool.select(*tried) else { break };
+        tried.add(selected.slot);
+        let connected = tokio::time::timeout_at(deadline, connector.get_http_session(&*selected.peer))
+            .await
+            .unwrap_or_else(|_| total_timeout());
+        match connected {
+            Ok((mut http, reused)) => {
+                // The connector's sessions have no timeouts of their own: the peer's apply.
+                http.set_read_timeout(selected.peer.options.read_timeout);
+                http.set_write_timeout(selected.peer.options.write_timeout);
+                return Ok(Attempt { http, peer: selected.peer, node: selected.node, slot: selected.slot, reused });
+            }
             Err(e) => {
-                warn!(request_id = request_id.as_str(), node = node.host_header.as_str(); "LRS node unreachable, trying another: {e}");
+                warn!(request_id = request_id.as_str(), node = selected.node.host_header.as_str(); "LRS node unreachable: {e}");
                 metrics::upstream_error(&e);
+                pool.observe(selected.slot, false);
                 last_error = Denial::from_upstream_error(&e);
+                if tokio::time::Instant::now() >= deadline || !pool.has_untried(*tried) {
+                    break;
+                }
+                metrics::UPSTREAM_RETRIES.with_label_values(&["connect", "retried"]).inc();
             }
         }
     }
@@ -193,42 +240,71 @@ pub async fn fetch_judged(
     finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
     judge: impl Fn(&ResponseHeader, Vec<u8>) -> Result<Vec<u8>, Denial>,
 ) -> Result<u16, Denial> {
+    pool.retry_budget().request();
     let started = std::time::Instant::now();
-    let (mut http, peer, node) = connect(connector, pool, fwd.request_id).await?;
+    let deadline = tokio::time::Instant::from_std(started + pool.timeouts().total);
     let resource = fwd.resource;
     let get = ForwardRequest { method: Method::GET, content_type: None, ..fwd };
-    let mut req = upstream_request(&get, node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
-    if let ReadTarget::More(path) = target {
-        // A `more` continuation: the LRS's own path, as it gave it (opened from a sealed cursor).
-        req.set_uri(path.parse().map_err(|_| Denial::Internal)?);
-    }
-    let answered = async {
-        http.write_request_header(Box::new(req)).await?;
-        http.finish_request_body().await?;
-        http.read_response_header().await?;
-        metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
-        let mut body = Vec::new();
-        while let Some(chunk) = http.read_response_body().await? {
-            if body.len() + chunk.len() > limit {
-                // Too large to judge: refused, not relayed unjudged.
-                return Ok(None);
-            }
-            body.extend_from_slice(&chunk);
+    let mut tried = Tried::default();
+    let mut retried = false;
+    // A read: the whole answer is read before anything is relayed, so a failed attempt may go
+    // once more, to another node (a stale pooled connection: the same one), within the budget.
+    let (attempt, body) = loop {
+        let mut attempt = connect(connector, pool, &mut tried, get.request_id, deadline).await?;
+        let mut req = upstream_request(&get, attempt.node, &pool.authorization, None).map_err(|_| Denial::Internal)?;
+        if let ReadTarget::More(path) = target {
+            // A `more` continuation: the LRS's own path, as it gave it (opened from a sealed cursor).
+            req.set_uri(path.parse().map_err(|_| Denial::Internal)?);
         }
-        Ok::<_, Box<pingora::Error>>(Some(body))
-    }
-    .await;
-    let body = answered
-        .map_err(|e| {
-            metrics::upstream_error(&e);
-            Denial::from_upstream_error(&e)
-        })?
-        .ok_or(Denial::UpstreamInvalid)?;
-    let Some(resp) = http.response_header() else { return Err(Denial::UpstreamUnavailable) };
+        let http = &mut attempt.http;
+        let answered = tokio::time::timeout_at(deadline, async {
+            http.write_request_header(Box::new(req)).await?;
+            http.finish_request_body().await?;
+            http.read_response_header().await?;
+            metrics::upstream_duration(resource.label(), started.elapsed().as_secs_f64());
+            let mut body = Vec::new();
+            while let Some(chunk) = http.read_response_body().await? {
+                if body.len() + chunk.len() > limit {
+                    // Too large to judge: refused, not relayed unjudged.
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, Box<pingora::Error>>(Some(body))
+        })
+        .await
+        .unwrap_or_else(|_| total_timeout());
+        match answered {
+            Ok(body) => break (attempt, body.ok_or(Denial::UpstreamInvalid)?),
+            Err(e) => {
+                metrics::upstream_error(&e);
+                let stale = attempt.reused && is_stale(&e);
+                if !stale {
+                    pool.observe(attempt.slot, false);
+                } else if !pool.has_untried(tried) {
+                    // Only this node: a stale pooled connection may go again on a new one.
+                    tried.remove(attempt.slot);
+                }
+                let again = !retried && tokio::time::Instant::now() < deadline && pool.has_untried(tried);
+                if !again {
+                    return Err(Denial::from_upstream_error(&e));
+                }
+                let allowed = pool.retry_budget().try_retry();
+                let outcome = if allowed { "retried" } else { "budget_exhausted" };
+                metrics::UPSTREAM_RETRIES.with_label_values(&["read", outcome]).inc();
+                if !allowed {
+                    return Err(Denial::from_upstream_error(&e));
+                }
+                retried = true;
+            }
+        }
+    };
+    let Some(resp) = attempt.http.response_header() else { return Err(Denial::UpstreamUnavailable) };
     let mut resp = resp.clone();
-    connector.release_http_session(http, &*peer, Some(pool.idle_timeout())).await;
+    connector.release_http_session(attempt.http, &*attempt.peer, Some(pool.idle_timeout())).await;
     let status = resp.status.as_u16();
     metrics::upstream_response(status);
+    pool.observe(attempt.slot, !super::health::is_node_failure(status));
     let body = match status {
         200..=299 => judge(&resp, body)?,
         300..=399 => return Err(Denial::UpstreamInvalid),

@@ -1,6 +1,7 @@
-//! Per-tenant LRS node pools: a weighted round-robin `LoadBalancer` whose health comes from one
-//! shared `HealthRegistry` (so two tenants on the same LRS node share one probe), the LRS
-//! credential, and the peer options every upstream connection uses.
+//! Per-tenant LRS node pools: a weighted round-robin `LoadBalancer` whose active health comes
+//! from one shared `HealthRegistry` (so two tenants probing the same LRS node the same way share
+//! one probe), passive health from what requests saw, the LRS credential, and the peer options
+//! every upstream connection uses. See `health` for when a node is out of rotation.
 //!
 //! Tenants with the same node set share one balancer ([`Balancers`]): a SaaS provider's tenants
 //! mostly sit on the same LRS fleet, and Pingora 0.9's registry reconciles every registered
@@ -8,9 +9,11 @@
 //! would take minutes to load and kilobytes each.
 
 pub mod forward;
+pub mod health;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -20,6 +23,7 @@ use pingora::lb::HealthRegistry;
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::prelude::HttpPeer;
 
+use self::health::{monotonic_ms, Observed, PassiveHealth, Probe, RetryBudget, Tried};
 use crate::config::server::UpstreamTimeouts;
 use crate::config::tenants::NodeSpec;
 
@@ -34,13 +38,22 @@ pub struct UpstreamNode {
     pub base_path: String,
 }
 
+/// A backend's node (its spec) and its slot (its address's passive health), in its `ext`.
 #[derive(Debug, Clone, Copy)]
-struct NodeIndex(usize);
+struct NodeIndex {
+    node: usize,
+    slot: usize,
+}
 
 /// A balancer over one node set, shared by every tenant with that node set.
 pub struct Balancer {
     lb: LoadBalancer<RoundRobin>,
     nodes: Vec<Arc<UpstreamNode>>,
+    /// One per backend address, by slot.
+    passive: Vec<PassiveHealth>,
+    /// The addresses, by slot (metrics and logs name the node by it).
+    addresses: Vec<String>,
+    retry_budget: RetryBudget,
 }
 
 /// The shared health registry and the balancers built on it, one per distinct node set. Used
@@ -49,11 +62,16 @@ pub struct Balancer {
 pub struct Balancers {
     registry: Arc<HealthRegistry>,
     shared: Mutex<HashMap<Vec<NodeSpec>, Weak<Balancer>>>,
+    /// Connect (and for HTTP probes, answer) timeout of an active probe.
+    probe_timeout: Duration,
 }
 
 impl Balancers {
-    pub fn new(registry: Arc<HealthRegistry>) -> Self {
-        Balancers { registry, shared: Mutex::new(HashMap::new()) }
+    /// Balancers on one registry whose health check probes each node as its tenant chose.
+    pub fn new(probe_timeout: Duration) -> Self {
+        let registry = Arc::new(HealthRegistry::with_equivalence(health::probe_key));
+        registry.set_health_check(Box::new(health::LrsHealthCheck));
+        Balancers { registry, shared: Mutex::new(HashMap::new()), probe_timeout }
     }
 
     /// The registry the health-check service probes.
@@ -68,7 +86,7 @@ impl Balancers {
         if let Some(balancer) = known {
             return Ok(balancer);
         }
-        let balancer = Arc::new(Balancer::build(specs, &self.registry).await?);
+        let balancer = Arc::new(Balancer::build(specs, &self.registry, self.probe_timeout).await?);
         let mut shared = self.shared.lock().map_err(|_| "balancer cache poisoned")?;
         shared.retain(|_, weak| weak.strong_count() > 0);
         shared.insert(specs.to_vec(), Arc::downgrade(&balancer));
@@ -78,22 +96,27 @@ impl Balancers {
 
 impl Balancer {
     /// Resolve the nodes and build the balancer. DNS is resolved here, once per build.
-    async fn build(specs: &[NodeSpec], health: &Arc<HealthRegistry>) -> Result<Self, String> {
+    async fn build(specs: &[NodeSpec], health: &Arc<HealthRegistry>, probe_timeout: Duration) -> Result<Self, String> {
         let mut backends = std::collections::BTreeSet::new();
         let mut nodes = Vec::with_capacity(specs.len());
+        let mut addresses = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let addrs = tokio::net::lookup_host((spec.host.as_str(), spec.port))
                 .await
                 .map_err(|e| format!("cannot resolve {}:{}: {e}", spec.host, spec.port))?;
-            for addr in addrs {
-                let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
-                backend.weight = spec.weight as usize;
-                backend.ext.insert(NodeIndex(i));
-                backends.insert(backend);
-            }
             let default_port = if spec.tls { 443 } else { 80 };
             let host_header =
                 if spec.port == default_port { spec.host.clone() } else { format!("{}:{}", spec.host, spec.port) };
+            let probe = Probe::new(spec.probe, spec.tls, &spec.host, &host_header, &spec.base_path, probe_timeout);
+            for addr in addrs {
+                let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
+                backend.weight = spec.weight as usize;
+                backend.ext.insert(NodeIndex { node: i, slot: addresses.len() });
+                backend.ext.insert(probe.clone());
+                if backends.insert(backend) {
+                    addresses.push(addr.to_string());
+                }
+            }
             nodes.push(Arc::new(UpstreamNode {
                 tls: spec.tls,
                 sni: spec.host.clone(),
@@ -103,7 +126,8 @@ impl Balancer {
         }
         let lb = LoadBalancer::from_backends(Backends::new_with_health_registry(Static::new(backends), health.clone()));
         lb.update().await.map_err(|e| format!("load balancer: {e}"))?;
-        Ok(Balancer { lb, nodes })
+        let passive = addresses.iter().map(|_| PassiveHealth::default()).collect();
+        Ok(Balancer { lb, nodes, passive, addresses, retry_budget: RetryBudget::default() })
     }
 }
 
@@ -131,26 +155,82 @@ impl UpstreamPool {
         })
     }
 
-    /// Pick a healthy node (round robin) and the peer to reach it.
-    pub fn select(&self) -> Option<(Box<HttpPeer>, &Arc<UpstreamNode>)> {
-        let backend = self.balancer.lb.select(b"", 64)?;
-        let node = &self.balancer.nodes[backend.ext.get::<NodeIndex>()?.0];
+    /// The next node for a request that already tried `tried` (round robin): actively healthy,
+    /// not ejected by passive health, not tried. When every untried node is ejected, the
+    /// actively healthy ones are used anyway: better a doubtful node than none.
+    pub fn select(&self, tried: Tried) -> Option<Selected<'_>> {
+        let b = &self.balancer;
+        let now = monotonic_ms();
+        let slot = |backend: &Backend| backend.ext.get::<NodeIndex>().map_or(usize::MAX, |i| i.slot);
+        let backend =
+            b.lb.select_with(b"", 64, |backend, healthy| {
+                let slot = slot(backend);
+                healthy && !tried.contains(slot) && b.passive.get(slot).is_none_or(|p| p.available(now))
+            })
+            .or_else(|| b.lb.select_with(b"", 64, |backend, healthy| healthy && !tried.contains(slot(backend))))?;
+        let index = *backend.ext.get::<NodeIndex>()?;
+        let node = &b.nodes[index.node];
         let addr = *backend.addr.as_inet()?;
         let mut peer = HttpPeer::new(addr, node.tls, node.sni.clone());
+        let t = &self.timeouts;
         let o = &mut peer.options;
-        o.connection_timeout = Some(self.timeouts.connect);
-        o.total_connection_timeout = Some(self.timeouts.connect);
-        o.read_timeout = Some(self.timeouts.read);
-        o.write_timeout = Some(self.timeouts.write);
-        o.idle_timeout = Some(self.timeouts.idle);
-        Some((Box::new(peer), node))
+        o.connection_timeout = Some(t.connect);
+        o.total_connection_timeout = Some(t.connect);
+        o.read_timeout = Some(t.read);
+        o.write_timeout = Some(t.write);
+        o.idle_timeout = Some(t.idle);
+        Some(Selected { peer: Box::new(peer), node, slot: index.slot })
     }
 
-    pub fn node_count(&self) -> usize {
-        self.balancer.nodes.len()
+    /// What a request saw of the node in `slot`: passive health's input.
+    pub fn observe(&self, slot: usize, ok: bool) {
+        let Some(health) = self.balancer.passive.get(slot) else { return };
+        if ok {
+            health.success();
+            return;
+        }
+        if let Observed::Ejected(ejection) = health.failure(&self.timeouts.passive, monotonic_ms()) {
+            let node = self.balancer.addresses[slot].as_str();
+            log::warn!(node, ejection_ms = ejection.as_millis() as u64; "LRS node out of rotation after failed requests");
+            crate::metrics::UPSTREAM_EJECTIONS.inc();
+        }
     }
 
-    pub fn idle_timeout(&self) -> std::time::Duration {
+    /// Whether a retry could go to a node not tried yet (one an active check does not hold down).
+    pub fn has_untried(&self, tried: Tried) -> bool {
+        (tried.count() as usize) < self.balancer.passive.len()
+            && self
+                .balancer
+                .lb
+                .select_with(b"", 64, |backend, healthy| {
+                    healthy && !tried.contains(backend.ext.get::<NodeIndex>().map_or(usize::MAX, |i| i.slot))
+                })
+                .is_some()
+    }
+
+    /// How many addresses the nodes resolved to.
+    pub fn slot_count(&self) -> usize {
+        self.balancer.passive.len()
+    }
+
+    /// Retries to another node come out of this node set's budget.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.balancer.retry_budget
+    }
+
+    pub fn timeouts(&self) -> &UpstreamTimeouts {
+        &self.timeouts
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
         self.timeouts.idle
     }
+}
+
+/// A node picked for one attempt.
+pub struct Selected<'p> {
+    pub peer: Box<HttpPeer>,
+    pub node: &'p Arc<UpstreamNode>,
+    /// Its address's slot, for `Tried` and `UpstreamPool::observe`.
+    pub slot: usize,
 }

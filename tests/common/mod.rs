@@ -111,6 +111,23 @@ impl StandIn {
         send(self.port, &req.header("Authorization", &format!("Basic {credential}")))
     }
 
+    /// Make the stand-in misbehave (`none`, `close`, `hang`, `status:N`, `slow:MS`).
+    pub fn fault(&self, fault: &str) {
+        let r = send(self.port, &Req::post("/_standin/fault", fault.as_bytes().to_vec()));
+        assert_eq!(r.status, 204, "fault {fault}: {}", r.text());
+    }
+
+    /// The `X-Request-Id` of every request it read, a fault's included.
+    pub fn received(&self) -> Vec<String> {
+        serde_json::from_slice(&send(self.port, &Req::get("/_standin/received")).body).unwrap()
+    }
+
+    /// Send the stand-in a signal (`STOP`, `CONT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     pub fn last_request(&self) -> Recorded {
         self.requests().pop().expect("the LRS received a request")
     }
@@ -177,6 +194,10 @@ pub struct GateOptions {
     pub files: Vec<(String, String)>,
     /// Sections appended to the server file (`[audit]`, `[metrics]`, `[logging]` …).
     pub server_extra: String,
+    /// The server file's `[upstream]` keys (default: no active health checks to speak of).
+    pub upstream: String,
+    /// More keys of tenant `acme`'s `[tenant.upstream]` (`health_check`, timeouts).
+    pub acme_upstream: String,
 }
 
 impl GateOptions {
@@ -194,6 +215,8 @@ impl GateOptions {
             edge_tls: false,
             files: Vec::new(),
             server_extra: String::new(),
+            upstream: "health_check_interval_seconds = 3600".into(),
+            acme_upstream: String::new(),
         }
     }
 
@@ -248,6 +271,7 @@ max_body_bytes = {max_body_bytes}
 nodes = [{nodes}]
 username = "{acme_user}"
 password = "${{TEST_LRS_PASSWORD}}"
+{acme_upstream}
 [tenant.signing]
 secret = "{SECRET_ACME}"
 [tenant.tokens]
@@ -272,6 +296,7 @@ api_key_hashes = ["{other_hash}"]
         first = nodes[0],
         acme_hash = api_key_hash(API_KEY_ACME),
         acme_user = opts.lrs_credential.0,
+        acme_upstream = opts.acme_upstream,
         other_hash = api_key_hash(API_KEY_OTHER),
     )
 }
@@ -301,7 +326,7 @@ admin = "127.0.0.1:{admin}"
 [limits]
 body_read_timeout_seconds = 2
 [upstream]
-health_check_interval_seconds = 3600
+{upstream}
 [server]
 threads = 2
 pid_file = "{pid}"
@@ -313,6 +338,7 @@ graceful_shutdown_timeout_seconds = 1
                 pid = dir.path().join("lrsgate.pid").display(),
                 sock = dir.path().join("upgrade.sock").display(),
                 server_extra = opts.server_extra,
+                upstream = opts.upstream,
             ),
         )
         .unwrap();
