@@ -30,6 +30,8 @@ pub struct FleetHeartbeat {
 #[async_trait]
 impl BackgroundService for FleetHeartbeat {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Leaving the fleet is this service's work at a stop.
+        let _finishing = crate::lifecycle::Finishing::hold();
         let mut tick = tokio::time::interval(BEAT_EVERY);
         loop {
             tokio::select! {

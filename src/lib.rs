@@ -4,7 +4,8 @@
 //! `auth` verifies and issues tokens; `config` and `tenant` build immutable snapshots; `edge`
 //! and `token_service` are the Pingora services; `upstream` reaches the LRS. Operating it:
 //! `audit` (the trail and its writers), `rate_limit`, `heartbeat` (fleet size), `metrics`,
-//! `logging`, `request_id`, bundled for the services by `operations`.
+//! `logging`, `request_id`, bundled for the services by `operations`; `lifecycle` ends a
+//! graceful stop once nothing is in flight.
 
 pub mod admin;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod denial;
 pub mod edge;
 pub mod heartbeat;
 pub mod http_io;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod operations;

@@ -386,6 +386,8 @@ fn load(config: &Path) -> Result<Loaded, String> {
 fn serve(config: &Path, daemon: bool, upgrade: bool) -> ExitCode {
     let (cfg, table, health) = match load(config) {
         Ok(loaded) => loaded,
+        // Before any socket is touched: the running process was not told to hand them over.
+        Err(e) if upgrade => return fail(format!("upgrade refused, the running process keeps serving: {e}")),
         Err(e) => return fail(e),
     };
     log::info!(

@@ -52,7 +52,13 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
         grace_period_seconds: Some(p.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
-        daemon_wait_for_ready: true,
+        // Off: the parent of the daemon fork would wait for the daemon's SIGUSR1 through
+        // tokio's signal pipe, which the config load's runtime created before the fork and
+        // the daemon inherits; the daemon's runtimes then read the parent's wake-up byte
+        // about half the time and the parent hangs (seen in tests/systemd_unit.rs). The
+        // config is loaded and judged before the fork, so what can fail has failed by the
+        // time the parent exits.
+        daemon_wait_for_ready: false,
         ..ServerConf::default()
     }
 }
@@ -61,7 +67,10 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
 pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balancers>) -> Result<Server, String> {
     metrics::init();
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg));
-    server.bootstrap();
+    // Bootstrap (taking over the listeners of an old process) runs as a service after the
+    // daemon fork, in the daemon: before the fork it would wait for sockets the old process
+    // sends only once told to, and the command that tells it runs after this one returns.
+    let bootstrap = server.bootstrap_as_a_service();
     let store: TenantStore = Arc::new(ArcSwap::from_pointee(table));
     let learner_salt = cfg.learner_hash_salt.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started_at = crate::clock::unix_now();
@@ -134,9 +143,14 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
     health_service.health_check_frequency = Some(cfg.upstream.health_check_interval);
     health_service.parallel_health_check = true;
 
-    server.add_service(edge);
-    server.add_service(token);
-    server.add_service(prometheus);
+    // Listeners start only after the bootstrap: with inherited sockets on an upgrade.
+    server.add_service(edge).add_dependency(&bootstrap);
+    server.add_service(token).add_dependency(&bootstrap);
+    server.add_service(prometheus).add_dependency(&bootstrap);
+    server.add_service(background_service(
+        "lrsgate early exit",
+        crate::lifecycle::EarlyExit { grace: std::time::Duration::from_secs(cfg.pingora.grace_period_seconds) },
+    ));
     match cfg.database.clone() {
         None => {
             let source = FileSource { server: cfg, store, health: health.clone(), audit: audit.clone() };
@@ -153,7 +167,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
             };
             let mut admin = Service::new("lrsgate admin".to_owned(), HttpServer::new_app(admin_app));
             admin.add_tcp(&cfg.admin_listen.to_string());
-            server.add_service(admin);
+            server.add_service(admin).add_dependency(&bootstrap);
             let heartbeat = FleetHeartbeat {
                 pool: crate::db::pool(&crate::config::server::DatabaseSettings { pool_size: 1, ..db.clone() })?,
                 instance: uuid::Uuid::new_v4().to_string(),

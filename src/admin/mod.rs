@@ -62,6 +62,7 @@ pub struct AdminService {
 #[async_trait]
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _in_flight = crate::lifecycle::InFlight::enter();
         let id = RequestId::next();
         let mut actor = None;
         let (status, body) = match self.handle(session, id, &mut actor).await {

@@ -43,6 +43,7 @@ pub struct FileAuditWriter {
 impl BackgroundService for FileAuditWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let Some(mut rx) = self.queue.lock().ok().and_then(|mut q| q.take()) else { return };
+        let _finishing = crate::lifecycle::Finishing::hold();
         let mut out = Output::new(self.target.clone());
         let mut batch = Vec::with_capacity(1000);
         loop {
@@ -57,7 +58,7 @@ impl BackgroundService for FileAuditWriter {
             batch.clear();
         }
         let until = tokio::time::Instant::now() + self.drain_for;
-        while let Ok(n) = tokio::time::timeout_at(until, rx.recv_many(&mut batch, 1000)).await {
+        while let Some(n) = super::drain_step(until, &mut rx, &mut batch, 1000).await {
             if n == 0 {
                 break;
             }

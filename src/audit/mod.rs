@@ -86,6 +86,24 @@ pub(crate) async fn fill(rx: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<Au
     }
 }
 
+/// One step of a writer's drain at a stop: the next events (`Some(n)`), or `None` once the
+/// drain deadline passed or the stop is quiet (no request in flight: nothing more will be
+/// recorded; what is still queued is taken by `drain`).
+pub async fn drain_step(
+    until: tokio::time::Instant,
+    rx: &mut mpsc::Receiver<AuditEvent>,
+    batch: &mut Vec<AuditEvent>,
+    limit: usize,
+) -> Option<usize> {
+    tokio::select! {
+        biased;
+        // Cancel-safe: events are taken only when this branch completes.
+        n = rx.recv_many(batch, limit) => Some(n),
+        _ = crate::lifecycle::quiet() => None,
+        _ = tokio::time::sleep_until(until) => None,
+    }
+}
+
 /// Whatever is queued right now, without waiting (at shutdown).
 pub(crate) fn drain(rx: &mut mpsc::Receiver<AuditEvent>) -> Vec<AuditEvent> {
     let mut batch = Vec::new();

@@ -77,6 +77,7 @@ impl State {
 impl BackgroundService for PostgresAuditWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let Some(mut rx) = self.queue.lock().ok().and_then(|mut q| q.take()) else { return };
+        let _finishing = crate::lifecycle::Finishing::hold();
         let spool = match Spool::open(&self.settings.spool_dir, self.settings.spool_max_bytes) {
             Ok(spool) => spool,
             Err(e) => {
@@ -123,7 +124,7 @@ impl BackgroundService for PostgresAuditWriter {
         // Graceful stop: requests in flight during the grace period still record; then what
         // is queued is written or spooled, never dropped.
         let until = tokio::time::Instant::now() + self.settings.drain_for;
-        while let Ok(n) = tokio::time::timeout_at(until, rx.recv_many(&mut batch, BATCH)).await {
+        while let Some(n) = super::drain_step(until, &mut rx, &mut batch, BATCH).await {
             if n == 0 {
                 break;
             }

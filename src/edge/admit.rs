@@ -49,7 +49,8 @@ pub enum Admission {
     /// Fetch a single statement directly and relay it only if it is in scope.
     FetchJudged,
     /// Already answered (health check).
-    Answered,
+    /// A health answer: `/healthz` (alive) or `/readyz` (503 once a stop began).
+    Answered(u16, &'static [u8]),
     /// A CORS preflight, answered 204 with these headers.
     Preflight(Vec<(HeaderName, String)>),
     /// A POST on a cmi5 fetch URL with this code.
@@ -73,8 +74,12 @@ pub struct EdgeState<'a> {
 pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeState<'_>) -> Result<Admission, Denial> {
     let req = session.req_header();
     let path = req.uri.path();
-    if path == "/healthz" {
-        return Ok(Admission::Answered);
+    match path {
+        "/healthz" => return Ok(Admission::Answered(200, br#"{"status":"ok"}"#)),
+        // Ready: a tenant snapshot is loaded (always, once serving) and no stop has begun.
+        "/readyz" if crate::lifecycle::stopping() => return Ok(Admission::Answered(503, br#"{"status":"stopping"}"#)),
+        "/readyz" => return Ok(Admission::Answered(200, br#"{"status":"ready"}"#)),
+        _ => {}
     }
     // Before anything else, and before any upstream connection can exist: a body framed two
     // ways is read one way by lrsgate and another by the LRS.

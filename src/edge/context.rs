@@ -55,6 +55,8 @@ impl EdgeCtx {
 #[derive(Default)]
 pub struct EdgeCtx {
     pub start: RequestStart,
+    /// This request, counted while in flight (a graceful stop waits for it).
+    pub in_flight: crate::lifecycle::InFlight,
     /// This request's connection (see `ConnectionGuard`).
     pub connection: Option<Arc<ConnectionGuard>>,
     /// The verified token (its `jti` seals `more` cursors; its learner and session are in

@@ -178,9 +178,9 @@ impl ProxyHttp for Edge {
                 session.write_response_header(Box::new(header), true).await?;
                 Ok(true)
             }
-            Ok(Admission::Answered) => {
-                let body = Bytes::from_static(br#"{"status":"ok"}"#);
-                session.write_response_header(json_header(200, body.len(), &ctx.start.id), false).await?;
+            Ok(Admission::Answered(status, body)) => {
+                let body = Bytes::from_static(body);
+                session.write_response_header(json_header(status, body.len(), &ctx.start.id), false).await?;
                 session.write_response_body(Some(body), true).await?;
                 Ok(true)
             }

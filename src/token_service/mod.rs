@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{Method, Response};
-use log::{error, info};
+use log::{debug, error, info};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
@@ -68,6 +68,7 @@ fn endpoint_label(path: &str) -> &'static str {
 #[async_trait]
 impl ServeHttp for TokenService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _in_flight = crate::lifecycle::InFlight::enter();
         let started = std::time::Instant::now();
         let endpoint = endpoint_label(session.req_header().uri.path());
         let mut call = Call { id: RequestId::next(), tenant: None, key: None };
@@ -112,6 +113,12 @@ impl TokenService {
         let route = match (req.uri.path(), &req.method) {
             ("/healthz", &Method::GET) => {
                 return Ok(json_response(200, br#"{"status":"ok"}"#.to_vec(), &call.id));
+            }
+            ("/readyz", &Method::GET) if crate::lifecycle::stopping() => {
+                return Ok(json_response(503, br#"{"status":"stopping"}"#.to_vec(), &call.id));
+            }
+            ("/readyz", &Method::GET) => {
+                return Ok(json_response(200, br#"{"status":"ready"}"#.to_vec(), &call.id));
             }
             ("/auth/token", &Method::POST) => Route::IssueToken,
             ("/auth/sessions/end", &Method::POST) => Route::EndSession,
@@ -183,7 +190,9 @@ impl TokenService {
         metrics::TOKENS_ISSUED.inc();
         let session_id = reply["session_id"].as_str().unwrap_or_default();
         let delivery = if request.cmi5_delivery { "cmi5" } else { "reply" };
-        info!(
+        // One line per token is debug: at a fleet's issuance rate, info would be a flood (the
+        // audit trail and lrsgate_tokens_issued_total keep the record).
+        debug!(
             request_id = call.id.as_str(), tenant = tenant.id.as_str(), learner = learner.as_str(), session = session_id,
             ttl = reply["expires_in"].as_u64().unwrap_or_default(), delivery;
             "token issued"
