@@ -21,6 +21,30 @@ use crate::xapi::query::QueryError;
 use crate::xapi::statement::BodyError;
 use crate::xapi::strict_json::JsonError;
 
+/// Which cap on open edge connections a connection is past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    Total,
+    PerClient,
+}
+
+impl ConnectionLimit {
+    pub fn code(self) -> &'static str {
+        match self {
+            ConnectionLimit::Total => "too_many_connections",
+            ConnectionLimit::PerClient => "too_many_connections_per_client",
+        }
+    }
+
+    /// The label of `lrsgate_edge_connections_refused_total{reason}`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionLimit::Total => "max_connections",
+            ConnectionLimit::PerClient => "max_connections_per_client",
+        }
+    }
+}
+
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
@@ -84,6 +108,8 @@ pub enum Denial {
     TokenRequest(TokenRequestError),
     /// Over one of the tenant's rate limits.
     RateLimited(crate::rate_limit::Limited),
+    /// A connection past the edge's caps on open connections (answered on the raw connection).
+    TooManyConnections(ConnectionLimit),
     UpstreamUnavailable,
     UpstreamTimeout,
     /// The LRS answered something that is not what the request asks for.
@@ -206,6 +232,7 @@ impl Denial {
                     Limited::ApiKey => "api_key_rate_limited",
                 },
             ),
+            Denial::TooManyConnections(limit) => (503, limit.code()),
             Denial::UpstreamUnavailable => (502, "upstream_unavailable"),
             Denial::UpstreamTimeout => (504, "upstream_timeout"),
             Denial::UpstreamInvalid => (502, "upstream_invalid_response"),
@@ -216,7 +243,7 @@ impl Denial {
     /// The `Retry-After` a refusal carries: the AU may send it again shortly (the shared
     /// session store was away; a rate limit's one-second window turns over).
     pub fn retry_after(&self) -> Option<&'static str> {
-        matches!(self, Denial::StoreUnavailable | Denial::RateLimited(_)).then_some("1")
+        matches!(self, Denial::StoreUnavailable | Denial::RateLimited(_) | Denial::TooManyConnections(_)).then_some("1")
     }
 
     /// The refusal for a failed body read.
@@ -305,6 +332,12 @@ impl Denial {
                 Limited::Token => "this session token is over its request rate; retry after a second".into(),
                 Limited::ApiKey => "this API key is over its request rate; retry after a second".into(),
             },
+            Denial::TooManyConnections(ConnectionLimit::Total) => {
+                "the edge holds as many connections as it takes; retry after a second".into()
+            }
+            Denial::TooManyConnections(ConnectionLimit::PerClient) => {
+                "this client address holds as many connections as one may; retry after a second".into()
+            }
             Denial::UpstreamUnavailable => "the LRS could not be reached".into(),
             Denial::UpstreamTimeout => "the LRS did not answer in time".into(),
             Denial::UpstreamInvalid => "the LRS's answer could not be judged".into(),

@@ -68,7 +68,11 @@ async fn read_bounded_inner(session: &mut ServerSession, limit: usize) -> Result
         match (&first, &mut rest) {
             (None, _) => first = Some(chunk),
             (Some(f), None) => {
-                let mut buf = BytesMut::with_capacity(declared_length(session).unwrap_or(f.len() + chunk.len()));
+                // Sized by what arrived, not by what the client declared: a head declaring 4 MB
+                // and then stalling must not cost 4 MB. It grows as bytes arrive (the limit held).
+                let arrived = f.len() + chunk.len();
+                let declared = declared_length(session).unwrap_or(arrived);
+                let mut buf = BytesMut::with_capacity(declared.min(arrived.saturating_mul(2)).max(arrived));
                 buf.extend_from_slice(f);
                 buf.extend_from_slice(&chunk);
                 rest = Some(buf);

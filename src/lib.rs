@@ -5,7 +5,7 @@
 //! and `token_service` are the Pingora services; `upstream` reaches the LRS. Operating it:
 //! `audit` (the trail and its writers), `rate_limit`, `heartbeat` (fleet size), `metrics`,
 //! `logging`, `request_id`, bundled for the services by `operations`; `lifecycle` ends a
-//! graceful stop once nothing is in flight.
+//! graceful stop once nothing is in flight; `listener` caps what one connection may cost.
 
 pub mod admin;
 pub mod audit;
@@ -18,6 +18,7 @@ pub mod edge;
 pub mod heartbeat;
 pub mod http_io;
 pub mod lifecycle;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod operations;

@@ -44,6 +44,17 @@ pub static CONFIG_RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("metric registered once")
 });
 
+/// Edge connections closed by the connection guards (`max_connections`,
+/// `max_connections_per_client`, `head_timeout`).
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "lrsgate_edge_connections_refused_total",
+        "Edge connections refused or closed before a request: over a cap, or a request head too slow",
+        &["reason"]
+    )
+    .expect("metric registered once")
+});
+
 /// LRS nodes taken out of rotation by passive health.
 pub static UPSTREAM_EJECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!("lrsgate_upstream_ejections_total", "LRS nodes taken out of rotation after failed requests")

@@ -10,7 +10,6 @@ use pingora::apps::http_app::HttpServer;
 use pingora::lb::HealthCheckService;
 
 use crate::upstream::Balancers;
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -28,6 +27,7 @@ use crate::config::server::ServerConfig;
 use crate::edge::tls::SniCertificates;
 use crate::edge::Edge;
 use crate::heartbeat::FleetHeartbeat;
+use crate::listener::Guarded;
 use crate::metrics;
 use crate::operations::Operations;
 use crate::tenant::file::FileSource;
@@ -112,11 +112,15 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         None => Arc::new(MemorySessions::new(started_at)),
     };
 
-    let mut edge = http_proxy_service_with_name(
+    let mut proxy = pingora::proxy::http_proxy(
         &server.configuration,
-        Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout),
-        "lrsgate edge",
+        Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout, cfg.keepalive_timeout_seconds),
     );
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.keepalive_request_limit = Some(cfg.keepalive_requests);
+    proxy.server_options = Some(options);
+    // Caps on open connections and the request head deadline, before Pingora reads a request.
+    let mut edge = Service::new("lrsgate edge".to_owned(), Guarded::new(proxy, cfg.connections));
     edge.add_tcp(&cfg.edge_listen.to_string());
     if let Some(addr) = cfg.edge_tls_listen {
         let mut tls =
@@ -133,7 +137,8 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         body_read_timeout: cfg.body_read_timeout,
         ops: ops.clone(),
     };
-    let mut token = Service::new("lrsgate token service".to_owned(), HttpServer::new_app(token_app));
+    let mut token =
+        Service::new("lrsgate token service".to_owned(), Guarded::new(HttpServer::new_app(token_app), cfg.connections));
     token.add_tcp(&cfg.token_listen.to_string());
 
     let mut prometheus = pingora_prometheus::prometheus_http_service();
@@ -165,7 +170,8 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
                 body_read_timeout: cfg.body_read_timeout,
                 audit: audit.clone(),
             };
-            let mut admin = Service::new("lrsgate admin".to_owned(), HttpServer::new_app(admin_app));
+            let mut admin =
+                Service::new("lrsgate admin".to_owned(), Guarded::new(HttpServer::new_app(admin_app), cfg.connections));
             admin.add_tcp(&cfg.admin_listen.to_string());
             server.add_service(admin).add_dependency(&bootstrap);
             let heartbeat = FleetHeartbeat {

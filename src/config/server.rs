@@ -64,6 +64,11 @@ pub struct LimitsFile {
     pub max_body_bytes: Option<usize>,
     pub token_request_max_bytes: Option<usize>,
     pub body_read_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub request_head_timeout_seconds: Option<u64>,
+    pub keepalive_timeout_seconds: Option<u64>,
+    pub keepalive_requests: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +159,12 @@ pub struct ServerConfig {
     /// Total time a client may take to send a request body that lrsgate reads before deciding,
     /// default 30 s (Pingora's own limit is per read, so a trickled body could last far longer).
     pub body_read_timeout: Duration,
+    /// Caps on open edge connections and the request head deadline.
+    pub connections: crate::listener::ConnectionLimits,
+    /// How long an idle keep-alive client connection is kept, default 60 s.
+    pub keepalive_timeout_seconds: u64,
+    /// Requests one client connection may carry before it is closed, default 10,000.
+    pub keepalive_requests: u32,
     /// `iss` of issued tokens and the only one accepted, default `lrsgate`.
     pub issuer: String,
     /// Leeway for `exp`/`nbf`, default 30 s.
@@ -310,6 +321,34 @@ impl ServerConfig {
                 raw.limits.body_read_timeout_seconds,
                 30,
             )?),
+            connections: crate::listener::ConnectionLimits {
+                max_connections: positive(
+                    "limits.max_connections",
+                    raw.limits.max_connections.map(|n| n as u64),
+                    100_000,
+                )? as usize,
+                max_connections_per_client: positive(
+                    "limits.max_connections_per_client",
+                    raw.limits.max_connections_per_client.map(|n| n as u64),
+                    1_000,
+                )? as usize,
+                request_head_timeout: Duration::from_secs(positive(
+                    "limits.request_head_timeout_seconds",
+                    raw.limits.request_head_timeout_seconds,
+                    10,
+                )?),
+            },
+            keepalive_timeout_seconds: positive(
+                "limits.keepalive_timeout_seconds",
+                raw.limits.keepalive_timeout_seconds,
+                60,
+            )?,
+            keepalive_requests: positive(
+                "limits.keepalive_requests",
+                raw.limits.keepalive_requests.map(u64::from),
+                10_000,
+            )?
+            .min(u64::from(u32::MAX)) as u32,
             issuer: raw.tokens.issuer.unwrap_or_else(|| "lrsgate".to_owned()),
             clock_skew_seconds: raw.tokens.clock_skew_seconds.unwrap_or(30),
             upstream: UpstreamTimeouts {

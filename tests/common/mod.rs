@@ -196,6 +196,8 @@ pub struct GateOptions {
     pub server_extra: String,
     /// The server file's `[upstream]` keys (default: no active health checks to speak of).
     pub upstream: String,
+    /// The server file's `[limits]` keys (default: a 2 s body read timeout).
+    pub limits: String,
     /// More keys of tenant `acme`'s `[tenant.upstream]` (`health_check`, timeouts).
     pub acme_upstream: String,
 }
@@ -216,6 +218,7 @@ impl GateOptions {
             files: Vec::new(),
             server_extra: String::new(),
             upstream: "health_check_interval_seconds = 3600".into(),
+            limits: "body_read_timeout_seconds = 2".into(),
             acme_upstream: String::new(),
         }
     }
@@ -324,7 +327,7 @@ token_service = "127.0.0.1:{token}"
 metrics = "127.0.0.1:{metrics}"
 admin = "127.0.0.1:{admin}"
 [limits]
-body_read_timeout_seconds = 2
+{limits}
 [upstream]
 {upstream}
 [server]
@@ -339,6 +342,7 @@ graceful_shutdown_timeout_seconds = 1
                 sock = dir.path().join("upgrade.sock").display(),
                 server_extra = opts.server_extra,
                 upstream = opts.upstream,
+                limits = opts.limits,
             ),
         )
         .unwrap();

@@ -1,0 +1,344 @@
+//! What one client connection may cost a listener, before any credential was seen.
+//!
+//! [`Guarded`] wraps a Pingora app (the edge's proxy, the token service, the admin API) and
+//! sees each connection from its accept (after the TLS handshake on the TLS listener) to its
+//! close:
+//! - **Caps**: at most `max_connections` open connections in all and `max_connections_per_client`
+//!   from one client address, per service; past one, the connection gets a 503 JSON refusal
+//!   and is closed.
+//!   Per-address counts come from pingora-limits' `Inflight` (a count-min sketch: lock-free, may
+//!   over-count on collisions, never under-counts).
+//! - **Head deadline**: an HTTP/1 request's head (its first byte to its blank line) must arrive
+//!   within `request_head_timeout`, however slowly it trickles; past it the connection is
+//!   closed (Pingora bounds only each read, not their sum). Idle keep-alive connections are
+//!   bounded by `keepalive_timeout`, bodies by `body_read_timeout`.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::Stream;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, TimingDigest, UniqueID,
+    UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use pingora_limits::inflight::Inflight;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::denial::{ConnectionLimit, Denial};
+use crate::metrics;
+use crate::request_id::RequestId;
+
+/// The per-connection limits (`[limits]` in the server file).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub request_head_timeout: Duration,
+}
+
+/// An app behind the caps and the head deadline.
+pub struct Guarded<A> {
+    pub app: Arc<A>,
+    pub limits: ConnectionLimits,
+    open: AtomicUsize,
+    per_client: Inflight,
+}
+
+impl<A> Guarded<A> {
+    pub fn new(app: A, limits: ConnectionLimits) -> Self {
+        Guarded { app: Arc::new(app), limits, open: AtomicUsize::new(0), per_client: Inflight::new() }
+    }
+}
+
+/// Counts an open connection while it lives.
+struct Open<'a>(&'a AtomicUsize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let open = Open(&self.open);
+        let total = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        let client: Option<IpAddr> =
+            stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let (_client_guard, from_client) = match client {
+            Some(ip) => {
+                let (guard, n) = self.per_client.incr(ip, 1);
+                (Some(guard), n.max(0) as usize)
+            }
+            None => (None, 0),
+        };
+        let refused = if total > self.limits.max_connections {
+            Some(ConnectionLimit::Total)
+        } else if from_client > self.limits.max_connections_per_client {
+            Some(ConnectionLimit::PerClient)
+        } else {
+            None
+        };
+        if let Some(limit) = refused {
+            metrics::CONNECTIONS_REFUSED.with_label_values(&[limit.label()]).inc();
+            let _ = refuse(&mut stream, Denial::TooManyConnections(limit)).await;
+            Shutdown::shutdown(stream.as_mut()).await;
+            return None;
+        }
+        // HTTP/2 frames its own streams (and has its own limits); the head deadline is HTTP/1's.
+        let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        let stream: Stream =
+            if h2 { stream } else { Box::new(HeadDeadline::new(stream, self.limits.request_head_timeout)) };
+        let reused = self.app.process_new(stream, shutdown).await;
+        drop(open);
+        reused
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await;
+    }
+}
+
+/// A refusal written straight onto a connection no HTTP session exists for yet.
+async fn refuse(stream: &mut Stream, denial: Denial) -> std::io::Result<()> {
+    let (status, _) = denial.status_and_code();
+    let id = RequestId::next();
+    let body = denial.body(&id);
+    let head = format!(
+        "HTTP/1.1 {status} Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         X-Experience-API-Version: 1.0.3\r\n{}: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+        body.len(),
+        crate::http_io::REQUEST_ID,
+        id.as_str()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.flush().await
+}
+
+/// Where a connection is in reading a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// Between requests (or before the first): Pingora's keep-alive timeout applies.
+    Idle,
+    /// A head began; the blank line that ends it not seen yet. `tail` holds the last bytes read
+    /// (a `\r\n\r\n` may span reads).
+    Reading { tail: u32, tail_len: u8 },
+    /// The head is complete: the body, and the answer.
+    Done,
+}
+
+/// Follows a connection's request heads through the bytes read and written (pure).
+#[derive(Debug, Clone, Copy)]
+struct HeadTracker {
+    state: Head,
+}
+
+impl Default for HeadTracker {
+    fn default() -> Self {
+        HeadTracker { state: Head::Idle }
+    }
+}
+
+impl HeadTracker {
+    /// Bytes just read; whether they began a head (its deadline starts now).
+    fn read(&mut self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return false;
+        }
+        let (began, mut tail, mut tail_len) = match self.state {
+            Head::Done => return false,
+            Head::Idle => (true, 0u32, 0u8),
+            Head::Reading { tail, tail_len } => (false, tail, tail_len),
+        };
+        for &b in bytes {
+            tail = (tail << 8) | u32::from(b);
+            tail_len = tail_len.saturating_add(1).min(4);
+            if tail_len == 4 && tail == u32::from_be_bytes(*b"\r\n\r\n") {
+                self.state = Head::Done;
+                return began;
+            }
+        }
+        self.state = Head::Reading { tail, tail_len };
+        began
+    }
+
+    /// Bytes written: once a head was read, the answer; the next bytes read begin a new head.
+    fn wrote(&mut self) {
+        if self.state == Head::Done {
+            self.state = Head::Idle;
+        }
+    }
+
+    fn reading(&self) -> bool {
+        matches!(self.state, Head::Reading { .. })
+    }
+}
+
+/// A stream that closes a connection whose request head takes longer than its deadline.
+#[derive(Debug)]
+pub struct HeadDeadline {
+    inner: Stream,
+    timeout: Duration,
+    head: HeadTracker,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl HeadDeadline {
+    fn new(inner: Stream, timeout: Duration) -> Self {
+        HeadDeadline { inner, timeout, head: HeadTracker::default(), deadline: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.head.reading() && this.deadline.as_mut().poll(cx).is_ready() {
+            metrics::CONNECTIONS_REFUSED.with_label_values(&["head_timeout"]).inc();
+            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head deadline")));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            if this.head.read(&buf.filled()[before..]) {
+                this.deadline.as_mut().reset(tokio::time::Instant::now() + this.timeout);
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.head.wrote();
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.head.wrote();
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(self.inner.as_mut()).await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(reads: &[&[u8]]) -> HeadTracker {
+        let mut t = HeadTracker::default();
+        for r in reads {
+            t.read(r);
+        }
+        t
+    }
+
+    #[test]
+    fn a_head_ends_at_its_blank_line_even_across_reads() {
+        assert_eq!(after(&[]).state, Head::Idle);
+        assert!(matches!(after(&[b"GET / HTTP/1.1\r\n"]).state, Head::Reading { .. }));
+        assert_eq!(after(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]).state, Head::Done);
+        assert_eq!(after(&[b"GET / HTTP/1.1\r\nHost: a\r", b"\n", b"\r", b"\n"]).state, Head::Done);
+        assert!(matches!(after(&[b"GET / HTTP/1.1\n\n\r\n"]).state, Head::Reading { .. }), "bare LFs do not end it");
+        // Body bytes after the head change nothing; an answer starts the next head.
+        let mut t = after(&[b"POST / HTTP/1.1\r\n\r\n", b"{\r\n\r\n"]);
+        assert_eq!(t.state, Head::Done);
+        t.wrote();
+        assert_eq!(t.state, Head::Idle);
+        assert!(t.read(b"G"), "the first byte of the next head starts its deadline");
+        assert!(!t.read(b"ET"), "only the first");
+    }
+}
