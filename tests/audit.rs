@@ -216,12 +216,17 @@ fn assert_each_once(db: &Db, sent: &[String]) {
 
 fn audit_gate(db: &Db, lrs: &StandIn, spool: &std::path::Path, replay_batch: usize) -> Gate {
     let mut opts = db.options(lrs);
-    // The upgraded process must start while Postgres is away.
-    opts.database_extra = format!("snapshot_cache = \"{}\"", spool.with_extension("snapshot").display());
-    Gate::start(opts.server(&format!(
+    // The upgraded process must start while Postgres is away: from the snapshot cache, which
+    // is written about 2 s after the tenants were applied. A test may stop Postgres only once
+    // it exists (under CI load an upgrade 2 s in found none and was refused, rightly).
+    let cache = spool.with_extension("snapshot");
+    opts.database_extra = format!("snapshot_cache = \"{}\"", cache.display());
+    let gate = Gate::start(opts.server(&format!(
         "[logging]\nlearner_hash_salt = \"{SALT}\"\n[audit]\nspool_dir = \"{}\"\nreplay_batch = {replay_batch}\n",
         spool.display()
-    )))
+    )));
+    eventually("the snapshot cache written", Duration::from_secs(30), || cache.exists());
+    gate
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //!
 //! Faults, for tests of what lrsgate does with a misbehaving node: `POST /_standin/fault` with
 //! a body of `none`, `close` (a connection is closed as soon as a request's head was read,
-//! unanswered), `hang` (requests are read, never
+//! unanswered), `drop` (every connection is closed unread: a new one once its first bytes show
+//! an xAPI request, an idle one at once; counted as `dropped` in the stats), `hang` (requests are read, never
 //! answered), `status:N` (every xAPI request answered N, nothing stored) or `slow:MS` (answered
 //! after MS milliseconds). Requests a fault kept from being handled are not recorded.
 //!
@@ -71,9 +72,12 @@ struct Lrs {
     /// The status of successful statement reads (default 200).
     read_status: u16,
     connections: AtomicU64,
+    /// Connections the `drop` fault closed unread.
+    dropped: AtomicU64,
     request_count: AtomicU64,
     state: Mutex<State>,
-    fault: Mutex<Fault>,
+    /// The fault, watched so idle connections see a `drop` at once.
+    fault: tokio::sync::watch::Sender<Fault>,
 }
 
 /// How the stand-in misbehaves (`POST /_standin/fault`).
@@ -82,6 +86,7 @@ enum Fault {
     #[default]
     None,
     Close,
+    Drop,
     Hang,
     Status(u16),
     Slow(u64),
@@ -92,6 +97,7 @@ impl Fault {
         Some(match text.trim() {
             "none" => Fault::None,
             "close" => Fault::Close,
+            "drop" => Fault::Drop,
             "hang" => Fault::Hang,
             other => match other.split_once(':')? {
                 ("status", n) => Fault::Status(n.parse().ok()?),
@@ -163,9 +169,10 @@ fn main() -> std::io::Result<()> {
         cors,
         read_status,
         connections: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
         request_count: AtomicU64::new(0),
         state: Mutex::new(State::default()),
-        fault: Mutex::new(Fault::None),
+        fault: tokio::sync::watch::Sender::new(Fault::None),
     });
     let threads = std::env::var("STANDIN_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
@@ -176,6 +183,11 @@ fn main() -> std::io::Result<()> {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
             lrs.connections.fetch_add(1, Ordering::Relaxed);
+            if lrs.fault() == Fault::Drop && !is_inspection(&stream).await {
+                lrs.dropped.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
             let lrs = lrs.clone();
             tokio::spawn(async move {
                 let _ = serve_connection(lrs, stream).await;
@@ -188,7 +200,21 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
     let mut buf = Vec::with_capacity(8192);
     let mut first = true;
     loop {
-        let Some(request) = read_request(&mut stream, &mut buf).await? else { return Ok(()) };
+        // An idle connection waits for its next request, or for a `drop` fault: then it is
+        // closed unread, as a node that drops its connections does.
+        let mut fault = lrs.fault.subscribe();
+        let next = loop {
+            tokio::select! {
+                next = read_request(&mut stream, &mut buf) => break next,
+                _ = fault.changed() => {
+                    if *fault.borrow_and_update() == Fault::Drop && !first {
+                        lrs.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let Some(request) = next? else { return Ok(()) };
         let close = request.close;
         let is_head = request.method == "HEAD";
         if first && request.target.starts_with("/_standin/") {
@@ -204,7 +230,7 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
                 Fault::Close => return Ok(()),
                 Fault::Hang => std::future::pending::<()>().await,
                 Fault::Slow(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
-                Fault::None | Fault::Status(_) => {}
+                Fault::None | Fault::Drop | Fault::Status(_) => {}
             }
         }
         let response = match lrs.fault() {
@@ -308,9 +334,19 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Res
     }
 }
 
+/// Whether a new connection's first bytes are the test's own inspection (`/_standin/`), peeked
+/// without reading them (waits up to 200 ms for them).
+async fn is_inspection(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    let peeked = tokio::time::timeout(std::time::Duration::from_millis(200), stream.peek(&mut buf)).await;
+    let Ok(Ok(n)) = peeked else { return false };
+    let text = &buf[..n];
+    text.starts_with(b"GET /_standin/") || text.starts_with(b"POST /_standin/")
+}
+
 impl Lrs {
     fn fault(&self) -> Fault {
-        *self.fault.lock().expect("stand-in fault lock")
+        *self.fault.borrow()
     }
 }
 
@@ -321,6 +357,7 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
         ("GET", "/_standin/stats") => {
             let body = json!({
                 "connections": lrs.connections.load(Ordering::Relaxed),
+                "dropped": lrs.dropped.load(Ordering::Relaxed),
                 "requests": lrs.request_count.load(Ordering::Relaxed),
             });
             return Response::json(200, body.to_string().into_bytes());
@@ -333,7 +370,7 @@ fn handle(lrs: &Lrs, req: Request) -> Response {
             let Some(fault) = std::str::from_utf8(&req.body).ok().and_then(Fault::parse) else {
                 return Response::json(400, br#"{"error":"unknown fault"}"#.to_vec());
             };
-            *lrs.fault.lock().expect("stand-in fault lock") = fault;
+            lrs.fault.send_replace(fault);
             return Response::json(204, Vec::new());
         }
         ("POST", "/_standin/reset") => {

@@ -111,7 +111,13 @@ impl StandIn {
         send(self.port, &req.header("Authorization", &format!("Basic {credential}")))
     }
 
-    /// Make the stand-in misbehave (`none`, `close`, `hang`, `status:N`, `slow:MS`).
+    /// Connections the `drop` fault closed unread.
+    pub fn dropped(&self) -> u64 {
+        let r = send(self.port, &Req::get("/_standin/stats"));
+        serde_json::from_slice::<Value>(&r.body).unwrap()["dropped"].as_u64().unwrap()
+    }
+
+    /// Make the stand-in misbehave (`none`, `close`, `drop`, `hang`, `status:N`, `slow:MS`).
     pub fn fault(&self, fault: &str) {
         let r = send(self.port, &Req::post("/_standin/fault", fault.as_bytes().to_vec()));
         assert_eq!(r.status, 204, "fault {fault}: {}", r.text());
