@@ -112,6 +112,9 @@ token_service = "127.0.0.1:$token_port"
 metrics = "127.0.0.1:$metrics_port"
 [upstream]
 health_check_interval_seconds = 3600
+[limits]
+# wrk and the idle connections all come from 127.0.0.1: one "client" holding them all.
+max_connections_per_client = 100000
 [server]
 threads = 1
 pid_file = "$work/lrsgate.pid"
