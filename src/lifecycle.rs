@@ -25,14 +25,30 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 static QUIET: tokio::sync::Notify = tokio::sync::Notify::const_new();
 static IS_QUIET: AtomicBool = AtomicBool::new(false);
 
-/// One request being served; counted while it lives.
+/// One unit of a counter, counted while it lives.
 #[derive(Debug)]
-pub struct InFlight(());
+struct Held(&'static AtomicUsize);
+
+impl Held {
+    fn on(counter: &'static AtomicUsize) -> Held {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Held(counter)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One request being served.
+#[derive(Debug)]
+pub struct InFlight(#[allow(dead_code)] Held);
 
 impl InFlight {
     pub fn enter() -> InFlight {
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-        InFlight(())
+        InFlight(Held::on(&IN_FLIGHT))
     }
 }
 
@@ -43,26 +59,13 @@ impl Default for InFlight {
     }
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A background service's work at a stop (flushing, leaving the fleet), held until it is done.
 #[derive(Debug)]
-pub struct Finishing(());
+pub struct Finishing(#[allow(dead_code)] Held);
 
 impl Finishing {
     pub fn hold() -> Finishing {
-        FINISHING.fetch_add(1, Ordering::AcqRel);
-        Finishing(())
-    }
-}
-
-impl Drop for Finishing {
-    fn drop(&mut self) {
-        FINISHING.fetch_sub(1, Ordering::AcqRel);
+        Finishing(Held::on(&FINISHING))
     }
 }
 

@@ -115,11 +115,13 @@ async fn refuse(stream: &mut Stream, denial: Denial) -> std::io::Result<()> {
     let id = RequestId::next();
     let body = denial.body(&id);
     let head = format!(
-        "HTTP/1.1 {status} Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         X-Experience-API-Version: 1.0.3\r\n{}: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         X-Experience-API-Version: 1.0.3\r\n{}: {}\r\n{}Connection: close\r\n\r\n",
+        http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
         body.len(),
         crate::http_io::REQUEST_ID,
-        id.as_str()
+        id.as_str(),
+        denial.retry_after().map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default()
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&body).await?;

@@ -37,6 +37,7 @@ use crate::http_io::{has_body, json_header, write_denial, write_json, REQUEST_ID
 use crate::metrics;
 use crate::operations::Operations;
 use crate::tenant::TenantStore;
+use crate::upstream;
 use crate::upstream::forward::{fetch_judged, forward_buffered, upstream_request, Forwarded, ReadTarget};
 
 /// The edge proxy.
@@ -253,7 +254,7 @@ impl ProxyHttp for Edge {
         }
         // The total deadline holds across retries: each attempt gets what is left of it.
         let Some(left) = pool.timeouts().total.checked_sub(started.elapsed()).filter(|d| !d.is_zero()) else {
-            return Error::e_explain(ErrorType::ReadTimedout, "the tenant's total upstream timeout passed");
+            return upstream::total_timeout();
         };
         let selected = pool
             .select(ctx.tried)
@@ -310,26 +311,18 @@ impl ProxyHttp for Edge {
             return e;
         };
         let pool = &tenant.upstream;
-        // A pooled connection the LRS had already closed says nothing about the node.
-        let stale = client_reused && matches!(e.etype(), ErrorType::ConnectionClosed | ErrorType::ReadError);
-        if from_lrs && !stale {
-            pool.observe(slot, false);
-        }
-        // Bytes were sent: only a read may go again (a write may have been stored), once, to a
-        // node not tried yet (a stale pooled connection with no other node: the same node, on a
-        // new connection), before anything was relayed, and within the retry budget.
+        let stale = upstream::is_stale(&e, client_reused);
+        // Bytes were sent: only a read may go again (a write may have been stored), once,
+        // before anything was relayed (`UpstreamPool::read_failed` has the rest of the rule).
         let read = matches!(session.req_header().method, http::Method::GET | http::Method::HEAD);
-        let mut retry = read && from_lrs && !ctx.read_retried && session.response_written().is_none();
-        if retry && stale && !pool.has_untried(ctx.tried) {
-            ctx.tried.remove(slot);
-        }
-        retry = retry && pool.has_untried(ctx.tried);
-        if retry {
-            let allowed = pool.retry_budget().try_retry();
-            let outcome = if allowed { "retried" } else { "budget_exhausted" };
-            metrics::UPSTREAM_RETRIES.with_label_values(&["read", outcome]).inc();
-            retry = allowed;
-        }
+        let retry = if read && from_lrs && !ctx.read_retried && session.response_written().is_none() {
+            pool.read_failed(&mut ctx.tried, slot, stale)
+        } else {
+            if from_lrs && !stale {
+                pool.observe(slot, false);
+            }
+            false
+        };
         ctx.read_retried |= retry;
         e.set_retry(retry);
         e
@@ -381,7 +374,7 @@ impl ProxyHttp for Edge {
         // Each read has its timeout; the whole answer has the tenant's total one.
         if let (false, Some(started), Some(tenant)) = (end_of_stream, ctx.upstream_started, &ctx.tenant) {
             if started.elapsed() > tenant.upstream.timeouts().total {
-                return Error::e_explain(ErrorType::ReadTimedout, "the tenant's total upstream timeout passed");
+                return upstream::total_timeout();
             }
         }
         Ok(None)

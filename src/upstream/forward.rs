@@ -15,7 +15,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 
 use super::health::Tried;
-use super::{UpstreamNode, UpstreamPool};
+use super::{is_stale, total_timeout, UpstreamNode, UpstreamPool};
 use crate::denial::Denial;
 use crate::metrics;
 use crate::request_id::RequestId;
@@ -115,7 +115,7 @@ pub async fn forward_buffered(
     if let Err(e) = sent {
         // Something may have reached the LRS: never resend a non-idempotent write.
         metrics::upstream_error(&e);
-        if !(attempt.reused && is_stale(&e)) {
+        if !is_stale(&e, attempt.reused) {
             pool.observe(attempt.slot, false);
         }
         return Err(Denial::from_upstream_error(&e));
@@ -155,16 +155,6 @@ pub async fn forward_buffered(
     }
     connector.release_http_session(attempt.http, &*attempt.peer, Some(pool.idle_timeout())).await;
     Ok(Forwarded::Relayed(status))
-}
-
-/// The error an exchange gets when the tenant's total upstream timeout passes.
-fn total_timeout<T>() -> pingora::Result<T> {
-    pingora::Error::e_explain(pingora::ErrorType::ReadTimedout, "the tenant's total upstream timeout passed")
-}
-
-/// A pooled connection the LRS had closed before this request: says nothing about the node.
-fn is_stale(e: &pingora::Error) -> bool {
-    matches!(e.etype(), pingora::ErrorType::ConnectionClosed | pingora::ErrorType::ReadError)
 }
 
 /// One attempt's connection to one node.
@@ -278,21 +268,15 @@ pub async fn fetch_judged(
             Ok(body) => break (attempt, body.ok_or(Denial::UpstreamInvalid)?),
             Err(e) => {
                 metrics::upstream_error(&e);
-                let stale = attempt.reused && is_stale(&e);
-                if !stale {
-                    pool.observe(attempt.slot, false);
-                } else if !pool.has_untried(tried) {
-                    // Only this node: a stale pooled connection may go again on a new one.
-                    tried.remove(attempt.slot);
-                }
-                let again = !retried && tokio::time::Instant::now() < deadline && pool.has_untried(tried);
-                if !again {
+                let stale = is_stale(&e, attempt.reused);
+                let may_retry = !retried && tokio::time::Instant::now() < deadline;
+                if !may_retry {
+                    if !stale {
+                        pool.observe(attempt.slot, false);
+                    }
                     return Err(Denial::from_upstream_error(&e));
                 }
-                let allowed = pool.retry_budget().try_retry();
-                let outcome = if allowed { "retried" } else { "budget_exhausted" };
-                metrics::UPSTREAM_RETRIES.with_label_values(&["read", outcome]).inc();
-                if !allowed {
+                if !pool.read_failed(&mut tried, attempt.slot, stale) {
                     return Err(Denial::from_upstream_error(&e));
                 }
                 retried = true;

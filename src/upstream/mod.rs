@@ -196,6 +196,27 @@ impl UpstreamPool {
         }
     }
 
+    /// A read's attempt on `slot` failed after its bytes were sent (`stale`: on a pooled
+    /// connection the LRS had already closed). Counts it against the node unless stale, and
+    /// says whether the read may go once more: to a node not tried yet (a stale connection
+    /// with no other node: the same node, on a new connection), within the retry budget. The
+    /// caller has checked it is a read that was not retried and that nothing was relayed.
+    /// The one rule for both forwarding paths (Pingora's and `forward`'s).
+    pub fn read_failed(&self, tried: &mut Tried, slot: usize, stale: bool) -> bool {
+        if !stale {
+            self.observe(slot, false);
+        } else if !self.has_untried(*tried) {
+            tried.remove(slot);
+        }
+        if !self.has_untried(*tried) {
+            return false;
+        }
+        let allowed = self.retry_budget().try_retry();
+        let outcome = if allowed { "retried" } else { "budget_exhausted" };
+        crate::metrics::UPSTREAM_RETRIES.with_label_values(&["read", outcome]).inc();
+        allowed
+    }
+
     /// Whether a retry could go to a node not tried yet (one an active check does not hold down).
     pub fn has_untried(&self, tried: Tried) -> bool {
         (tried.count() as usize) < self.balancer.passive.len()
@@ -225,6 +246,17 @@ impl UpstreamPool {
     pub fn idle_timeout(&self) -> Duration {
         self.timeouts.idle
     }
+}
+
+/// The error of an exchange whose tenant's total upstream timeout passed (504 upstream_timeout).
+pub fn total_timeout<T>() -> pingora::Result<T> {
+    pingora::Error::e_explain(pingora::ErrorType::ReadTimedout, "the tenant's total upstream timeout passed")
+}
+
+/// A failure on a pooled connection (`reused`) the LRS had closed before this request: it says
+/// nothing about the node.
+pub fn is_stale(e: &pingora::Error, reused: bool) -> bool {
+    reused && matches!(e.etype(), pingora::ErrorType::ConnectionClosed | pingora::ErrorType::ReadError)
 }
 
 /// A node picked for one attempt.
