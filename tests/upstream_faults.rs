@@ -212,10 +212,11 @@ fn check(
     // A failed write was sent to the bad node.
     let received: HashSet<String> = bad.received().into_iter().chain(died.1.iter().cloned()).collect();
     let writes_failed: Vec<&Sent> = run.sent.iter().filter(|s| s.kind == Kind::Write && failed(s)).collect();
-    let unexplained = writes_failed.iter().filter(|s| !received.contains(&s.request_id)).count();
+    let unexplained: Vec<&&Sent> = writes_failed.iter().filter(|s| !received.contains(&s.request_id)).collect();
     assert!(
-        unexplained <= unknown_allowed,
-        "{name}: {unexplained} writes failed that the bad node never read (allowed {unknown_allowed})"
+        unexplained.len() <= unknown_allowed,
+        "{name}: {} writes failed that the bad node never read (allowed {unknown_allowed}): {unexplained:?}",
+        unexplained.len()
     );
     assert!(run.eject.is_some(), "{name}: the bad node was never ejected");
     let row = (run.sent.len(), writes_failed.len(), duplicated);
