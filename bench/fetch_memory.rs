@@ -2,6 +2,11 @@
 //! and never redeemed, live heap bytes measured while they can still be redeemed and after
 //! their fetch TTL (tombstones only). `cargo bench --bench fetch_memory` (LAUNCHES=… to change).
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Counting allocations needs a GlobalAlloc wrapper, an unsafe trait: the one place it is allowed.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

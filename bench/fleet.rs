@@ -13,6 +13,9 @@
 //! The client is the harness's (one connection per request, `CLIENTS` threads), so read the
 //! ratios within the run, not the absolutes; `bench/run.sh` measures the edge with wrk.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

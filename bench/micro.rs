@@ -10,6 +10,9 @@
 //! - every parser of untrusted input on hostile inputs of growing size (`hostile/…`): the cost
 //!   per KiB must stay flat.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

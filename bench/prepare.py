@@ -14,6 +14,7 @@ a process per request.
 import http.client
 import json
 import socket
+import struct
 import sys
 
 REGISTRATION = "7f0f2a50-3c2c-4f55-9d1c-7a0a7f9b9e11"
@@ -109,9 +110,17 @@ def fetch(path, port, key, n):
 
 def idle(port, n):
     held = []
-    for _ in range(int(n)):
-        s = socket.create_connection(("127.0.0.1", int(port)))
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    for i in range(int(n)):
+        # One source address holds ~28,000 ephemeral ports: spread over 127.0.0.2, .3, ...
+        # IP_BIND_ADDRESS_NO_PORT (24) leaves the port to connect(), which may reuse one in
+        # TIME_WAIT from an earlier count (bind() alone may not).
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+        s.bind((f"127.0.0.{2 + i // 20000}", 0))
+        # Reset, not closed, at exit: 50,000 closes would leave as many ports in TIME_WAIT.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.connect(("127.0.0.1", int(port)))
+        s.sendall(b"GET /xapi/about HTTP/1.1\r\nHost: localhost\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
         if b"200" not in s.recv(4096):
             sys.exit("an idle connection was refused")
         held.append(s)

@@ -14,13 +14,21 @@
 # `fleet` three instances in Postgres mode against file mode (bench/fleet.rs),
 # `scale` Postgres mode at SCALE_TENANTS (100,000) tenants (bench/tenants_scale.rs, its own
 # PostgreSQL); both append their figures to the report. `latency` is post_1kb over one connection: the latency lrsgate adds to an
-# unloaded request (the 32-connection runs measure throughput, their p50 is mostly queueing). TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS (10000).
+# unloaded request (the 32-connection runs measure throughput, their p50 is mostly queueing). TENANT_COUNTS (default "1 1000 100000") for `tenants`; IDLE_CONNECTIONS ("10000 50000", each against the passthrough and lrsgate).
 #
 # Load: wrk (Debian) with bench/xapi.lua, which rotates tokens and tenants (10,000 distinct
 # tokens) and cmi5 fetch codes; bench/prepare.py makes the inputs (tenants files, statements,
 # tokens, fetch codes) and holds the idle connections. No load generator of our own: wrk does
 # all of it.
-# Pinning: wrk on CPU 0; the stand-in LRS, nginx and lrsgate on CPU 1 (taskset, when the
+# Paths: every load scenario runs the same requests four ways: `direct` to the stand-in LRS,
+# through `nginx` as a plain reverse proxy, through `passthrough` (bench/passthrough.rs: plain
+# Pingora with lrsgate's own server settings and no checks, the floor lrsgate is built on) and
+# through `lrsgate`; ROUNDS (default 1) repeats the four, interleaved, so drift on a shared
+# machine falls on every path alike. CPU µs per request is each server's own (the stand-in's
+# for direct, nginx's worker, the passthrough, lrsgate). `instructions` (not in the default
+# set: slow) counts instructions per request under callgrind, repeatable on a noisy machine,
+# for nginx, the passthrough and lrsgate on post_1kb and get_list (INSTR_SECONDS, 5).
+# Pinning: wrk on CPU 0; the stand-in LRS, nginx, the passthrough and lrsgate on CPU 1 (taskset, when the
 # machine has 2+ CPUs), so every path gets the same server core and lrsgate's cost shows as lost
 # throughput on it. lrsgate's CPU time per request comes from /proc/<pid>/stat, its peak RSS
 # from VmHWM. Caveat: 2 shared cores, load generator on the same box: read ratios, not absolutes.
@@ -39,19 +47,24 @@ nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 secs=${1:-10}; conns=${2:-32}
 scenarios=${SCENARIOS:-post_1kb latency post_batch10 post_batch100 get_list get_single issue fetch idle tenants audit ratelimit micro fleet scale}
 tenant_counts=${TENANT_COUNTS:-1 1000 100000}
-idle_n=${IDLE_CONNECTIONS:-10000}
-cargo build --release --locked --bins -q
+idle_n=${IDLE_CONNECTIONS:-10000 50000}
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --bins --example passthrough -q
 bin=target/release
+# BIN_DIR: another build's lrsgate and standin-lrs (a base commit's, for a before/after pair in one
+# session); the passthrough is always this tree's.
+gate_bin=${BIN_DIR:-$bin}
+rounds=${ROUNDS:-1}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"
 results=${RESULTS:-bench/results}
 mkdir -p "$results"
 : > "$work/rows.jsonl"
 : > "$work/appendix.md"
-lrs_pid=""; gate_pid=""; idle_pid=""
+lrs_pid=""; gate_pid=""; idle_pid=""; pt_pid=""
 stop_gate() { [ -n "$gate_pid" ] && kill -INT "$gate_pid" 2>/dev/null && wait "$gate_pid" 2>/dev/null; gate_pid=""; }
 cleanup() {
   stop_gate || true
+  [ -n "$pt_pid" ] && kill -INT "$pt_pid" 2>/dev/null || true
   [ -n "$idle_pid" ] && kill "$idle_pid" 2>/dev/null || true
   [ -n "$lrs_pid" ] && kill -TERM "$lrs_pid" 2>/dev/null || true
   [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
@@ -62,7 +75,7 @@ trap cleanup EXIT
 
 server_cpu=""; client_cpu=""
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then server_cpu="taskset -c 1"; client_cpu="taskset -c 0"; fi
-lrs_port=19000; edge_port=18080; token_port=18081; metrics_port=19090; nginx_port=18090
+lrs_port=19000; pt_port=18070; edge_port=18080; token_port=18081; metrics_port=19090; nginx_port=18090
 lrs_auth="Basic $(printf bench:bench-lrs-password | base64)"
 keys="$($bin/lrsgate apikey new)"
 api_key="$(echo "$keys" | sed -n 2p | tr -d ' ')"; api_hash="$(echo "$keys" | sed -n 4p | tr -d ' ')"
@@ -99,6 +112,8 @@ http {
 }
 CONF
 $server_cpu "$nginx_bin" -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
+nginx_worker() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
 
 # lrsgate with N tenants (t000000 also answers `localhost`); waits until it serves.
 start_gate() {
@@ -122,11 +137,28 @@ upgrade_sock = "$work/upgrade.sock"
 ${gate_extra:-}
 CONF
   local started; started=$(date +%s.%N)
-  RUST_LOG=warn $server_cpu $bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
+  RUST_LOG=warn $server_cpu ${gate_wrap:-} $gate_bin/lrsgate serve -c "$work/lrsgate.toml" 2>"$work/lrsgate.log" &
   gate_pid=$!
   for _ in $(seq 3000); do curl -sf localhost:$edge_port/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   curl -sf localhost:$edge_port/healthz >/dev/null || { cat "$work/lrsgate.log"; exit 1; }
   gate_start_s=$(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $started}")
+  start_passthrough
+}
+
+# The floor: plain Pingora with the settings lrsgate was just started with.
+start_passthrough() {
+  [ -n "$pt_pid" ] && { kill -INT "$pt_pid" 2>/dev/null; wait "$pt_pid" 2>/dev/null || true; }
+  RUST_LOG=warn $server_cpu ${pt_wrap:-} $bin/examples/passthrough "$work/lrsgate.toml" "127.0.0.1:$pt_port" \
+    "127.0.0.1:$lrs_port" "$lrs_auth" 2>"$work/passthrough.log" &
+  pt_pid=$!
+  for _ in $(seq 3000); do curl -s -o /dev/null localhost:$pt_port/xapi/about 2>/dev/null && break; sleep 0.1; done
+}
+
+# The server process whose CPU a path's requests cost.
+server_pid() {
+  case $1 in
+    direct) echo "$lrs_pid" ;; nginx) nginx_worker ;; passthrough) echo "$pt_pid" ;; *) echo "$gate_pid" ;;
+  esac
 }
 
 hz=$(getconf CLK_TCK)
@@ -137,27 +169,47 @@ hwm_mb() { awk '/^VmHWM/{printf "%.1f", $2/1024}' /proc/"$1"/status; }
 # measure SCENARIO PATH URL [ENV=…]…: one wrk run, one row.
 measure() {
   local scenario=$1 path=$2 url=$3; shift 3
-  local before after line
-  [ "$path" = lrsgate ] && before=$(cpu_ticks "$gate_pid")
+  local before after line pid
+  pid=$(server_pid "$path")
+  before=$(cpu_ticks "$pid")
   line="$(env "$@" $client_cpu wrk -t1 -c"${run_conns:-$conns}" -d"${run_secs:-$secs}s" --latency -s bench/xapi.lua "$url" | grep RESULT)"
   local requests duration_us errors non2xx p50_us p99_us p999_us
   eval "$(echo "$line" | sed 's/RESULT //')"
-  local cpu=null rss=null
-  if [ "$path" = lrsgate ]; then
-    after=$(cpu_ticks "$gate_pid")
-    cpu=$(awk "BEGIN{printf \"%.1f\", ($after - $before) * 1000000 / $hz / ($requests > 0 ? $requests : 1)}")
-    rss=$(hwm_mb "$gate_pid")
-  fi
+  local cpu rss
+  after=$(cpu_ticks "$pid")
+  cpu=$(awk "BEGIN{printf \"%.1f\", ($after - $before) * 1000000 / $hz / ($requests > 0 ? $requests : 1)}")
+  rss=$(hwm_mb "$pid")
   echo "{\"scenario\":\"$scenario\",\"path\":\"$path\",\"requests\":$requests,\"rps\":$(( requests * 1000000 / duration_us )),\"p50_ms\":$(awk "BEGIN{print $p50_us/1000}"),\"p99_ms\":$(awk "BEGIN{print $p99_us/1000}"),\"p999_ms\":$(awk "BEGIN{print $p999_us/1000}"),\"errors\":$((errors + non2xx)),\"cpu_us_per_req\":$cpu,\"peak_rss_mb\":$rss${extra:+,$extra}}" >> "$work/rows.jsonl"
   echo "  $scenario/$path: $(( requests * 1000000 / duration_us )) req/s, p99 $(awk "BEGIN{print $p99_us/1000}") ms, errors $((errors + non2xx))" >&2
 }
 
-# The three paths of one scenario: the LRS directly, nginx, lrsgate.
-three() {
+# The four paths of one scenario, ROUNDS times interleaved: the LRS directly, nginx, the plain
+# Pingora passthrough, lrsgate.
+paths() {
   local scenario=$1 target=$2; shift 2
-  measure "$scenario" direct "http://127.0.0.1:$lrs_port/xapi/$target" AUTH="$lrs_auth" "$@"
-  measure "$scenario" nginx "http://127.0.0.1:$nginx_port/xapi/$target" AUTH="Bearer unused" "$@"
-  measure "$scenario" lrsgate "http://127.0.0.1:$edge_port/xapi/$target" AUTH="Bearer $token" "$@"
+  local round
+  for round in $(seq "$rounds"); do
+    extra="\"round\":$round" measure "$scenario" direct "http://127.0.0.1:$lrs_port/xapi/$target" AUTH="$lrs_auth" "$@"
+    extra="\"round\":$round" measure "$scenario" nginx "http://127.0.0.1:$nginx_port/xapi/$target" AUTH="Bearer unused" "$@"
+    extra="\"round\":$round" measure "$scenario" passthrough "http://127.0.0.1:$pt_port/xapi/$target" AUTH="Bearer unused" "$@"
+    extra="\"round\":$round" measure "$scenario" lrsgate "http://127.0.0.1:$edge_port/xapi/$target" AUTH="Bearer $token" "$@"
+  done
+}
+
+# Instructions per request under callgrind (INSTR_SECONDS of one-connection load after the
+# count is switched on): the same for the same binary and input whatever the machine does.
+count_instructions() {
+  local scenario=$1 path=$2 url=$3 pid=$4; shift 4
+  local line requests duration_us errors non2xx p50_us p99_us p999_us
+  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  line="$(env "$@" $client_cpu wrk -t1 -c1 -d"${INSTR_SECONDS:-5}s" -s bench/xapi.lua "$url" | grep RESULT)"
+  eval "$(echo "$line" | sed 's/RESULT //')"
+  callgrind_control -i off "$pid" >/dev/null
+  local ir; ir=$(callgrind_control -s "$pid" | awk '/Events collected/{getline; gsub(/[^0-9]/, "", $0); print; exit}')
+  [ -n "$ir" ] || ir=$(callgrind_control -e "$pid" 2>/dev/null | awk '/Totals/{getline; print $NF}')
+  echo "{\"scenario\":\"instructions_$scenario\",\"path\":\"$path\",\"requests\":$requests,\"errors\":$((errors + non2xx)),\"instructions_per_req\":$(( ir / (requests > 0 ? requests : 1) ))}" >> "$work/rows.jsonl"
+  echo "  instructions $scenario/$path: $(( ir / (requests > 0 ? requests : 1) )) per request over $requests" >&2
 }
 
 token_request() {
@@ -180,22 +232,20 @@ for scenario in $scenarios; do
   echo "== $scenario" >&2
   case $scenario in
     post_1kb)
-      measure post_1kb direct "http://127.0.0.1:$lrs_port/xapi/statements" AUTH="$lrs_auth" BODY_FILE="$work/statement.json"
-      measure post_1kb nginx "http://127.0.0.1:$nginx_port/xapi/statements" AUTH="Bearer unused" BODY_FILE="$work/statement.json"
       # lrsgate's own histograms, scraped every second of its run (bench/histograms.py charts them).
       mkdir -p "$work/scrapes"
       ( i=0; while [ -n "$gate_pid" ] && kill -0 "$gate_pid" 2>/dev/null && [ ! -f "$work/scrapes/stop" ]; do
           curl -s localhost:$metrics_port/metrics > "$work/scrapes/$(printf %04d $i).txt"; i=$((i + 1)); sleep 1; done ) &
       scraper=$!
-      measure post_1kb lrsgate "http://127.0.0.1:$edge_port/xapi/statements" AUTH="Bearer $token" BODY_FILE="$work/statement.json"
+      paths post_1kb statements BODY_FILE="$work/statement.json"
       touch "$work/scrapes/stop"; wait "$scraper" 2>/dev/null || true
       python3 bench/histograms.py "$work/scrapes" "$results"
       ;;
-    latency) run_conns=1 three latency_1kb_1conn statements BODY_FILE="$work/statement.json" ;;
-    post_batch10) three post_batch10 statements BODY_FILE="$work/batch10.json" ;;
-    post_batch100) three post_batch100 statements BODY_FILE="$work/batch100.json" ;;
-    get_list) three get_list "$list_q" ;;
-    get_single) three get_single "statements?statementId=$statement_id" ;;
+    latency) run_conns=1 paths latency_1kb_1conn statements BODY_FILE="$work/statement.json" ;;
+    post_batch10) paths post_batch10 statements BODY_FILE="$work/batch10.json" ;;
+    post_batch100) paths post_batch100 statements BODY_FILE="$work/batch100.json" ;;
+    get_list) paths get_list "$list_q" ;;
+    get_single) paths get_single "statements?statementId=$statement_id" ;;
     issue)
       measure issue lrsgate "http://127.0.0.1:$token_port/auth/token" BODY_FILE="$work/token_request.json" AUTH="Bearer $api_key" ;;
     fetch)
@@ -213,15 +263,23 @@ for scenario in $scenarios; do
       [ "$redeemed_now" -ge "$asked" ] || echo "  WARNING: not every fetch request redeemed a fresh code; raise FETCH_CODES" >&2
       ;;
     idle)
-      rss_before=$(rss_mb "$gate_pid")
-      coproc IDLE { python3 bench/prepare.py idle $edge_port "$idle_n"; }
-      idle_pid=$IDLE_PID
-      read -r _ _ <&"${IDLE[0]}"
-      sleep 1
-      rss_after=$(rss_mb "$gate_pid")
-      echo "{\"scenario\":\"idle_$idle_n\",\"path\":\"lrsgate\",\"connections\":$idle_n,\"rss_before_mb\":$rss_before,\"rss_after_mb\":$rss_after,\"kb_per_connection\":$(awk "BEGIN{printf \"%.1f\", ($rss_after - $rss_before) * 1024 / $idle_n}")}" >> "$work/rows.jsonl"
-      echo "  idle: $idle_n keep-alive connections, RSS $rss_before → $rss_after MB" >&2
-      kill "$idle_pid" 2>/dev/null || true; wait "$idle_pid" 2>/dev/null || true; idle_pid=""
+      # Each count against the passthrough and lrsgate: RSS held per idle keep-alive connection.
+      for n in $idle_n; do
+        stop_gate; start_gate 1  # fresh processes: memory freed by an earlier count is not reused
+        for path in passthrough lrsgate; do
+          pid=$(server_pid $path); port=$edge_port; [ $path = passthrough ] && port=$pt_port
+          rss_before=$(rss_mb "$pid")
+          coproc IDLE { python3 bench/prepare.py idle $port "$n"; }
+          idle_pid=$IDLE_PID
+          read -r _ _ <&"${IDLE[0]}"
+          sleep 1
+          rss_after=$(rss_mb "$pid")
+          echo "{\"scenario\":\"idle_$n\",\"path\":\"$path\",\"connections\":$n,\"rss_before_mb\":$rss_before,\"rss_after_mb\":$rss_after,\"kb_per_connection\":$(awk "BEGIN{printf \"%.1f\", ($rss_after - $rss_before) * 1024 / $n}")}" >> "$work/rows.jsonl"
+          echo "  idle $path: $n keep-alive connections, RSS $rss_before → $rss_after MB" >&2
+          kill "$idle_pid" 2>/dev/null || true; wait "$idle_pid" 2>/dev/null || true; idle_pid=""
+          sleep 2  # let the server close them before the next count
+        done
+      done
       ;;
     tenants)
       for n in $tenant_counts; do
@@ -269,6 +327,18 @@ for scenario in $scenarios; do
       echo "{\"scenario\":\"ratelimit_accuracy\",\"path\":\"lrsgate\",\"limit_per_second\":$limit,\"requests\":$asked,\"refused\":$refused,\"accepted_per_second\":$(( (asked - refused) / ${run_secs:-$secs} ))}" >> "$work/rows.jsonl"
       echo "  ratelimit: $asked requests, $refused refused, $(( (asked - refused) / ${run_secs:-$secs} )) accepted/s against a limit of $limit/s" >&2
       tenant_extra=""; stop_gate; start_gate 1
+      ;;
+    instructions)
+      command -v callgrind_control >/dev/null || apt_install valgrind
+      cg="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$work/callgrind.%p"
+      stop_gate; gate_wrap="$cg" pt_wrap="$cg" start_gate 1
+      for target in post_1kb get_list; do
+        case $target in post_1kb) q=statements; body=(BODY_FILE="$work/statement.json") ;; *) q="$list_q"; body=() ;; esac
+        count_instructions $target nginx "http://127.0.0.1:$nginx_port/xapi/$q" "$(nginx_worker)" AUTH="Bearer unused" "${body[@]}"
+        count_instructions $target passthrough "http://127.0.0.1:$pt_port/xapi/$q" "$pt_pid" AUTH="Bearer unused" "${body[@]}"
+        count_instructions $target lrsgate "http://127.0.0.1:$edge_port/xapi/$q" "$gate_pid" AUTH="Bearer $token" "${body[@]}"
+      done
+      stop_gate; start_gate 1
       ;;
     micro)
       stop_gate

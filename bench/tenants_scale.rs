@@ -10,6 +10,9 @@
 //! Run: `TENANTS=100000 cargo bench --bench tenants_scale` (prints a table; writes
 //! `bench/results/tenants_scale.json`). Needs Debian's `postgresql` server binaries.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // The tests' throwaway cluster; the bench uses only part of it.
 #[allow(dead_code)]
 #[path = "../tests/common/pg.rs"]

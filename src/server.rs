@@ -41,8 +41,9 @@ pub fn balancers(cfg: &ServerConfig) -> Arc<Balancers> {
     Arc::new(Balancers::new(cfg.upstream.connect.max(std::time::Duration::from_secs(1))))
 }
 
-/// Pingora's own settings from our config file.
-fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
+/// Pingora's own settings from our config file (shared with the bench's plain passthrough, so
+/// its floor is measured with lrsgate's settings).
+pub fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
     let p = &cfg.pingora;
     ServerConf {
         threads: p.threads,
@@ -52,6 +53,7 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
         grace_period_seconds: Some(p.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
+        work_stealing: p.work_stealing,
         // Off: the parent of the daemon fork would wait for the daemon's SIGUSR1 through
         // tokio's signal pipe, which the config load's runtime created before the fork and
         // the daemon inherits; the daemon's runtimes then read the parent's wake-up byte
@@ -61,6 +63,20 @@ fn pingora_conf(cfg: &ServerConfig) -> ServerConf {
         daemon_wait_for_ready: false,
         ..ServerConf::default()
     }
+}
+
+/// A client-facing plain-TCP listener with lrsgate's buffer settings (shared with the bench's
+/// plain passthrough).
+pub fn edge_listener(addr: &str, cfg: &ServerConfig) -> pingora::listeners::ListenerConfig {
+    let buffers = pingora::listeners::L4BufferSettings::default().read(cfg.pingora.listener_read_buffer_bytes);
+    pingora::listeners::ListenerConfig::tcp(addr).l4_buffer(buffers)
+}
+
+/// The HTTP server options of the edge (shared with the bench's plain passthrough).
+pub fn http_server_options(cfg: &ServerConfig) -> pingora::apps::HttpServerOptions {
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.keepalive_request_limit = Some(cfg.keepalive_requests);
+    options
 }
 
 /// Everything `serve` starts. `table` is the first snapshot, already loaded and validated.
@@ -116,12 +132,10 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
         &server.configuration,
         Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout, cfg.keepalive_timeout_seconds),
     );
-    let mut options = pingora::apps::HttpServerOptions::default();
-    options.keepalive_request_limit = Some(cfg.keepalive_requests);
-    proxy.server_options = Some(options);
+    proxy.server_options = Some(http_server_options(&cfg));
     // Caps on open connections and the request head deadline, before Pingora reads a request.
     let mut edge = Service::new("lrsgate edge".to_owned(), Guarded::new(proxy, cfg.connections));
-    edge.add_tcp(&cfg.edge_listen.to_string());
+    edge.add_listener(edge_listener(&cfg.edge_listen.to_string(), &cfg));
     if let Some(addr) = cfg.edge_tls_listen {
         let mut tls =
             pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(SniCertificates { store: store.clone() }))

@@ -2,6 +2,9 @@
 //! thousands of idle connections, declared bodies that never come, and connections past the
 //! caps. Each runs while normal requests keep succeeding; memory is read from /proc.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -170,8 +173,9 @@ fn ten_thousand_idle_connections_cost_bounded_memory_and_block_nothing() {
         "idle: 10,000 keep-alive connections: RSS {before} KiB -> {after} KiB, {per_connection} bytes each; \
          {ok} normal requests meanwhile, 0 failed"
     );
-    // Pingora 0.9.1 keeps a 64 KiB read buffer per HTTP/1 connection; issue 15 is to lower it.
-    assert!(per_connection < 160 * 1024, "{per_connection} bytes per idle connection");
+    // An idle connection waits in the listener with no read buffer and no request future
+    // (Pingora's own keep-alive wait held about 90 KB).
+    assert!(per_connection <= 16 * 1024, "{per_connection} bytes per idle connection");
     drop(idle);
 }
 
@@ -233,4 +237,112 @@ fn connections_past_the_caps_get_a_503_and_are_closed() {
     let r = try_send(gate.edge, &Req::get("/healthz")).unwrap();
     assert_eq!((r.status, r.reason()), (503, "too_many_connections".to_owned()), "{}", r.text());
     drop(held);
+}
+
+/// One whole HTTP/1 answer from `stream` (head and a Content-Length body), as text.
+fn read_answer(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + len {
+                let answer = String::from_utf8_lossy(&got[..end + 4 + len]).into_owned();
+                got.drain(..end + 4 + len);
+                assert!(got.is_empty(), "bytes after the answer: {:?}", String::from_utf8_lossy(&got));
+                return answer;
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn a_kept_alive_connection_serves_heads_of_any_size_and_split_anywhere() {
+    let (_lrs, gate) = start("body_read_timeout_seconds = 5", 1 << 20);
+    let token = gate.token();
+    let mut c = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+    // Heads below, at and past the first read's 4 KiB, each in one write, then one split
+    // byte by byte, then a statement POST with its body: each on the same connection.
+    for pad in [0usize, 3900, 4096, 9000] {
+        let head = format!("GET /healthz?pad={} HTTP/1.1\r\nHost: acme.test\r\n\r\n", "p".repeat(pad));
+        c.write_all(head.as_bytes()).unwrap();
+        let answer = read_answer(&mut c);
+        assert!(answer.starts_with("HTTP/1.1 200"), "pad {pad}: {answer}");
+    }
+    for b in b"GET /healthz HTTP/1.1\r\nHost: acme.test\r\n\r\n" {
+        c.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(read_answer(&mut c).starts_with("HTTP/1.1 200"));
+    let body = statement().to_string();
+    let post = format!(
+        "POST /xapi/statements HTTP/1.1\r\nHost: acme.test\r\nAuthorization: Bearer {token}\r\n\
+         X-Experience-API-Version: 1.0.3\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(post.as_bytes()).unwrap();
+    let answer = read_answer(&mut c);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn idle_connections_close_at_the_keepalive_timeout_and_after_the_request_limit() {
+    let (_lrs, gate) = start("keepalive_timeout_seconds = 2\nkeepalive_requests = 3", 1 << 20);
+    // Idle after one request: open at 1 s, closed by the server soon after 2 s.
+    let mut c = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: acme.test\r\n\r\n").unwrap();
+    assert!(read_answer(&mut c).starts_with("HTTP/1.1 200"));
+    assert!(!closed_by_server(&mut c, Duration::from_millis(1000)), "closed before the keep-alive timeout");
+    assert!(closed_by_server(&mut c, Duration::from_secs(5)), "still open well past the keep-alive timeout");
+    // A connection that never sends a byte is closed at the same timeout.
+    let mut silent = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+    assert!(closed_by_server(&mut silent, Duration::from_secs(6)), "a silent connection stayed open");
+    // The third request on one connection is its last.
+    let mut c = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+    for i in 1..=3 {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: acme.test\r\n\r\n").unwrap();
+        let answer = read_answer(&mut c);
+        assert!(answer.starts_with("HTTP/1.1 200"), "request {i}: {answer}");
+    }
+    assert!(closed_by_server(&mut c, Duration::from_secs(1)), "open after the request limit");
+}
+
+#[test]
+fn a_stop_closes_idle_connections_at_once_while_a_request_finishes() {
+    let lrs = StandIn::start_with(&["--no-record", "--max-statements", "0"]);
+    let mut opts = GateOptions::new(&[lrs.port]);
+    opts.limits = "keepalive_timeout_seconds = 300".to_owned();
+    // Long enough for the slow request: the stop waits for it, not for the idle connections.
+    opts.grace_period_seconds = 30;
+    let mut gate = Gate::start(opts);
+    let token = gate.token();
+    let mut idle: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: acme.test\r\n\r\n").unwrap();
+            assert!(read_answer(&mut c).starts_with("HTTP/1.1 200"));
+            c
+        })
+        .collect();
+    // A slow write keeps the process serving through the stop.
+    lrs.fault("slow:3000");
+    let edge = gate.edge;
+    let slow =
+        std::thread::spawn(move || try_send(edge, &Req::statements(&token, statement().to_string().into_bytes())));
+    std::thread::sleep(Duration::from_millis(500));
+    gate.signal("TERM");
+    for c in idle.iter_mut() {
+        assert!(closed_by_server(c, Duration::from_secs(1)), "an idle connection stayed open after the stop began");
+    }
+    assert!(!slow.is_finished(), "the idle connections were closed only once the slow request ended");
+    assert!(gate.is_running(), "the process exited before its in-flight request finished");
+    let answer = slow.join().unwrap().expect("the in-flight request was answered");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    gate.wait_exit();
 }

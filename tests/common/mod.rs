@@ -206,6 +206,8 @@ pub struct GateOptions {
     pub limits: String,
     /// More keys of tenant `acme`'s `[tenant.upstream]` (`health_check`, timeouts).
     pub acme_upstream: String,
+    /// The server's `grace_period_seconds` (default 1: tests stop fast).
+    pub grace_period_seconds: u64,
 }
 
 impl GateOptions {
@@ -226,6 +228,7 @@ impl GateOptions {
             upstream: "health_check_interval_seconds = 3600".into(),
             limits: "body_read_timeout_seconds = 2".into(),
             acme_upstream: String::new(),
+            grace_period_seconds: 1,
         }
     }
 
@@ -340,10 +343,11 @@ admin = "127.0.0.1:{admin}"
 threads = 2
 pid_file = "{pid}"
 upgrade_sock = "{sock}"
-grace_period_seconds = 1
+grace_period_seconds = {grace}
 graceful_shutdown_timeout_seconds = 1
 {server_extra}
 "#,
+                grace = opts.grace_period_seconds,
                 pid = dir.path().join("lrsgate.pid").display(),
                 sock = dir.path().join("upgrade.sock").display(),
                 server_extra = opts.server_extra,
@@ -441,9 +445,19 @@ graceful_shutdown_timeout_seconds = 1
         }
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// Stop gracefully (SIGTERM) and wait for the exit.
     pub fn stop(&mut self) {
         self.signal("TERM");
+        self.wait_exit();
+    }
+
+    /// Wait for the process to exit (after a signal sent by the test).
+    pub fn wait_exit(&mut self) {
         if let Some(mut child) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(30);
             while child.try_wait().unwrap().is_none() {
