@@ -446,6 +446,20 @@ fn policy_message(p: &PolicyDenial) -> String {
     s
 }
 
+/// Write `denial` as our JSON error, its header finished by `finish_header` (CORS). The
+/// connection is closed afterwards when the request body was not read, so a refused upload is
+/// never drained.
+pub async fn write_denial(
+    session: &mut pingora::protocols::http::ServerSession,
+    denial: &Denial,
+    request_id: &RequestId,
+    body_unread: bool,
+    finish_header: &(dyn Fn(&mut pingora::http::ResponseHeader) + Sync),
+) -> pingora::Result<()> {
+    let (status, _) = denial.status_and_code();
+    crate::http_io::write_json(session, status, denial.body(request_id), request_id, body_unread, finish_header).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! HTTP plumbing shared by the edge and the token service: bounded body reads and our own JSON
-//! responses. Decides nothing: statuses and codes come from `crate::denial`.
+//! responses. Decides nothing and knows no denial: `crate::denial` sits above it and writes its
+//! refusals with `write_json`.
 
 use std::time::Duration;
 
@@ -8,7 +9,6 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
-use crate::denial::Denial;
 use crate::request_id::RequestId;
 use crate::xapi::XAPI_VERSION;
 
@@ -99,6 +99,7 @@ pub fn bearer_credential(session: &ServerSession) -> Option<&str> {
 }
 
 /// A whole JSON answer of a `ServeHttp` app (token service, admin API): never cached.
+#[allow(clippy::expect_used, reason = "constant header names and values, a hex id and a number")]
 pub fn json_response(status: u16, body: Vec<u8>, request_id: &RequestId) -> http::Response<Vec<u8>> {
     // The builder fails only on invalid header values; these are constants, hex and a number.
     http::Response::builder()
@@ -112,6 +113,7 @@ pub fn json_response(status: u16, body: Vec<u8>, request_id: &RequestId) -> http
 }
 
 /// A complete JSON response header for one of our own answers.
+#[allow(clippy::expect_used, reason = "our statuses are constants from Denial or 200/204")]
 pub fn json_header(status: u16, body_len: usize, request_id: &RequestId) -> Box<ResponseHeader> {
     // `build` fails only for an invalid status code; ours are constants from `Denial` or 200/204.
     let mut h = ResponseHeader::build(status, Some(5)).expect("valid status code");
@@ -120,20 +122,6 @@ pub fn json_header(status: u16, body_len: usize, request_id: &RequestId) -> Box<
     let _ = h.insert_header("X-Experience-API-Version", XAPI_VERSION);
     let _ = h.insert_header(REQUEST_ID, request_id.as_str());
     Box::new(h)
-}
-
-/// Write `denial` as our JSON error, its header finished by `finish_header` (CORS). The
-/// connection is closed afterwards when the request body was not read, so a refused upload is
-/// never drained.
-pub async fn write_denial(
-    session: &mut ServerSession,
-    denial: &Denial,
-    request_id: &RequestId,
-    body_unread: bool,
-    finish_header: &(dyn Fn(&mut ResponseHeader) + Sync),
-) -> pingora::Result<()> {
-    let (status, _) = denial.status_and_code();
-    write_json(session, status, denial.body(request_id), request_id, body_unread, finish_header).await
 }
 
 /// Write one of our own JSON answers. `body_unread`: close the connection afterwards.

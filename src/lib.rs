@@ -1,6 +1,7 @@
 //! lrsgate: session-scoped security at the edge for any xAPI Learning Record Store.
 //!
-//! Layout (see `../shared/design.md`): `xapi` and `policy` are pure and take no Pingora types;
+//! Layout (see `ARCHITECTURE.md`): `xapi`, `policy` and `admission` (the edge's whole
+//! decision) are pure and take no Pingora types;
 //! `auth` verifies and issues tokens; `config` and `tenant` build immutable snapshots; `edge`
 //! and `token_service` are the Pingora services; `upstream` reaches the LRS. Operating it:
 //! `audit` (the trail and its writers), `rate_limit`, `heartbeat` (fleet size), `metrics`,
@@ -8,6 +9,7 @@
 //! graceful stop once nothing is in flight; `listener` caps what one connection may cost.
 
 pub mod admin;
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod clock;

@@ -14,7 +14,7 @@ use tokio_postgres::GenericClient;
 use crate::auth::apikey;
 use crate::auth::sessions::learner_key;
 use crate::config::tenants::parse_node;
-use crate::edge::cors::parse_origin;
+use crate::policy::cors::parse_origin;
 use crate::secrets::{place, MasterKeys};
 use crate::tenant::tls::CertifiedKey;
 use crate::token_service::request::{EndRequest, EndTarget};

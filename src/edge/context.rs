@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
-use super::cors::CorsReply;
+use crate::admission::Admitted;
 use crate::auth::sessions::Reservation;
+use crate::policy::cors::CorsReply;
 use crate::request_id::RequestId;
 use crate::tenant::Tenant;
-use crate::upstream::forward::ForwardRequest;
 use crate::upstream::UpstreamNode;
 use crate::xapi::route::Resource;
 
@@ -46,12 +44,13 @@ impl EdgeCtx {
     /// What every answer relayed from the LRS gets: this request's CORS headers and its id
     /// (our own answers get the id from `http_io::json_header`).
     pub fn finish_relayed(&self, header: &mut pingora::http::ResponseHeader) {
-        self.cors.apply(header);
+        super::respond::apply_cors(&self.cors, header);
         let _ = header.insert_header(crate::http_io::REQUEST_ID, self.start.id.as_str());
     }
 }
 
-/// Per-request state. Holds the tenant snapshot taken once in `request_filter`.
+/// Per-request state. Holds the tenant snapshot taken once in `request_filter`; what is known
+/// before admission (tenant, resource, token) is kept for a refusal's audit and log line.
 #[derive(Default)]
 pub struct EdgeCtx {
     pub start: RequestStart,
@@ -66,18 +65,13 @@ pub struct EdgeCtx {
     pub upstream_started: Option<Instant>,
     pub tenant: Option<Arc<Tenant>>,
     pub resource: Option<Resource>,
-    /// What the LRS receives for an admitted request (method, resource, query, headers).
-    pub forward: Option<ForwardRequest>,
-    /// The judged body, replayed byte for byte to the LRS.
-    pub validated_body: Option<Bytes>,
+    /// What the LRS receives for an admitted request (method, resource, query, headers, the
+    /// judged body replayed byte for byte) and how a statement read's answer is judged.
+    pub admitted: Option<Admitted>,
     /// The node chosen by `upstream_peer` (set again on each retry).
     pub node: Option<Arc<UpstreamNode>>,
-    /// For a `more` continuation: the LRS's own path and query, opened from the cursor.
-    pub upstream_more: Option<String>,
     /// Our own refusal (status, reason code), when there was one.
     pub refused: Option<(u16, &'static str)>,
-    /// For a statement read: the grant and kind that what the LRS returns is judged by.
-    pub statement_read: Option<(crate::policy::Grant, crate::edge::reads::ReadKind)>,
     /// The LRS nodes (slots) this request was sent to; a retry goes to another.
     pub tried: crate::upstream::health::Tried,
     /// The slot of the node the current attempt went to.

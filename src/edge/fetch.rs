@@ -10,8 +10,7 @@ use crate::auth::sessions::{learner_key, FetchCode, FetchRefusal, SessionStore};
 use crate::denial::Denial;
 use crate::tenant::Tenant;
 
-/// The edge path fetch URLs live under.
-pub const FETCH_PREFIX: &str = "/cmi5/fetch/";
+pub use crate::admission::front::FETCH_PREFIX;
 
 /// The fetch URL of `code` on the tenant's public origin.
 pub fn fetch_url(public_origin: &str, code: &FetchCode) -> String {

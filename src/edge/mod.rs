@@ -8,9 +8,8 @@
 
 pub mod admit;
 pub mod context;
-pub mod cors;
 pub mod fetch;
-pub mod reads;
+pub mod respond;
 pub mod tls;
 
 use std::any::Any;
@@ -28,12 +27,12 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use self::admit::{admit, Admission, EdgeState};
 use self::context::ConnectionGuard;
 pub use self::context::EdgeCtx;
-use self::reads::judge_statement_read;
+use crate::admission::reads::judge_statement_read;
 use crate::audit::{AuditEvent, EventKind, Service};
 use crate::auth::sessions::SessionStore;
 use crate::clock::unix_now;
-use crate::denial::Denial;
-use crate::http_io::{has_body, json_header, write_denial, write_json, REQUEST_ID};
+use crate::denial::{write_denial, Denial};
+use crate::http_io::{has_body, json_header, write_json, REQUEST_ID};
 use crate::metrics;
 use crate::operations::Operations;
 use crate::tenant::TenantStore;
@@ -96,7 +95,7 @@ impl Edge {
         let fetch = matches!(denial, Denial::Fetch(_));
         let retry = denial.retry_after();
         write_denial(session, &denial, &ctx.start.id, body_unread, &|h| {
-            ctx.cors.apply(h);
+            respond::apply_cors(&ctx.cors, h);
             if fetch {
                 let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
             }
@@ -122,7 +121,7 @@ impl Edge {
                 );
                 let body_unread = has_body(session) && !session.is_body_done();
                 write_json(session, 200, fetch::token_body(&token), &ctx.start.id, body_unread, &|h| {
-                    ctx.cors.apply(h);
+                    respond::apply_cors(&ctx.cors, h);
                     let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
                 })
                 .await?;
@@ -192,13 +191,14 @@ impl ProxyHttp for Edge {
             }
             Ok(Admission::ForwardDirect(body)) => {
                 // `admit` set both for every admitted request; their absence is a bug: refuse.
-                let (Some(tenant), Some(fwd)) = (ctx.tenant.clone(), ctx.forward.take()) else {
+                let (Some(tenant), Some(admitted)) = (ctx.tenant.clone(), ctx.admitted.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
-                let forwarded = forward_buffered(&self.connector, session, &tenant.upstream, &fwd, body, &|h| {
-                    ctx.finish_relayed(h)
-                })
-                .await;
+                let forwarded =
+                    forward_buffered(&self.connector, session, &tenant.upstream, &admitted.forward, body, &|h| {
+                        ctx.finish_relayed(h)
+                    })
+                    .await;
                 match forwarded {
                     Ok(Forwarded::Relayed(status)) => ctx.forwarded_status = Some(status),
                     Ok(Forwarded::Aborted(status)) => {
@@ -210,19 +210,18 @@ impl ProxyHttp for Edge {
                 Ok(true)
             }
             Ok(Admission::FetchJudged) => {
-                let (Some(tenant), Some(fwd), Some((grant, kind))) =
-                    (ctx.tenant.clone(), ctx.forward.take(), ctx.statement_read.take())
-                else {
+                let (Some(tenant), Some(admitted)) = (ctx.tenant.clone(), ctx.admitted.take()) else {
                     return self.refuse(session, ctx, Denial::Internal).await;
                 };
+                let Some(read) = admitted.read else { return self.refuse(session, ctx, Denial::Internal).await };
+                let (grant, kind) = (read.grant, read.kind);
                 let jti = ctx.verified.as_ref().map(|v| v.claims.jti.clone()).unwrap_or_default();
-                let more = ctx.upstream_more.take();
                 let judged = fetch_judged(
                     &self.connector,
                     session,
                     &tenant.upstream,
-                    fwd,
-                    more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
+                    admitted.forward,
+                    read.more.as_deref().map_or(ReadTarget::Query, ReadTarget::More),
                     tenant.max_body_bytes,
                     &|h| ctx.finish_relayed(h),
                     |resp, body| {
@@ -334,12 +333,12 @@ impl ProxyHttp for Edge {
         upstream: &mut RequestHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        let (Some(tenant), Some(fwd), Some(node)) = (&ctx.tenant, &ctx.forward, &ctx.node) else {
+        let (Some(tenant), Some(admitted), Some(node)) = (&ctx.tenant, &ctx.admitted, &ctx.node) else {
             return Error::e_explain(ErrorType::InternalError, "request not admitted");
         };
         // Built anew from what was judged: none of the client's header block goes upstream.
-        let body_len = ctx.validated_body.as_ref().map(Bytes::len);
-        *upstream = upstream_request(fwd, node, &tenant.upstream.authorization, body_len)?;
+        let body_len = admitted.body.as_ref().map(Bytes::len);
+        *upstream = upstream_request(&admitted.forward, node, &tenant.upstream.authorization, body_len)?;
         Ok(())
     }
 
@@ -351,7 +350,7 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         // Send exactly the judged bytes (a cheap reference-counted clone; a retry replays it).
-        if let Some(validated) = &ctx.validated_body {
+        if let Some(validated) = ctx.admitted.as_ref().and_then(|a| a.body.as_ref()) {
             if end_of_stream {
                 *body = Some(validated.clone());
             } else {
@@ -429,7 +428,7 @@ impl ProxyHttp for Edge {
         ctx.refused = Some((status, code));
         self.audit_refusal(ctx, &denial);
         if session.response_written().is_none() {
-            let _ = write_denial(session, &denial, &ctx.start.id, true, &|h| ctx.cors.apply(h)).await;
+            let _ = write_denial(session, &denial, &ctx.start.id, true, &|h| respond::apply_cors(&ctx.cors, h)).await;
         }
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }

@@ -1,6 +1,7 @@
 //! Pure decisions: from a grant and a request to Allow or a typed denial. No I/O, no clock,
 //! no Pingora types; tables of rules in the tests.
 
+pub mod cors;
 pub mod course;
 pub mod denial;
 pub mod documents;

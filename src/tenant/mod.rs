@@ -23,7 +23,7 @@ use crate::auth::keys::TenantKeys;
 use crate::auth::sessions::SessionLimits;
 use crate::config::server::ServerConfig;
 use crate::config::tenants::{TenantSpec, TenantStatus};
-use crate::edge::cors::CorsPolicy;
+use crate::policy::cors::CorsPolicy;
 use crate::policy::{CourseCatalog, TenantRules};
 use crate::upstream::UpstreamPool;
 

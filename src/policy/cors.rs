@@ -8,8 +8,7 @@
 //! `Access-Control-Allow-Credentials` is never sent: AUs send their token in `Authorization`,
 //! never in a cookie, so `*` stays safe where a tenant configures it.
 
-use http::header::{HeaderName, HeaderValue, VARY};
-use pingora::http::ResponseHeader;
+use http::header::{HeaderName, HeaderValue};
 
 /// Methods an xAPI preflight may ask for.
 pub const XAPI_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD"];
@@ -20,7 +19,7 @@ pub const ALLOWED_HEADERS: &[&str] =
     &["authorization", "content-type", "x-experience-api-version", "if-match", "if-none-match"];
 const ALLOWED_HEADERS_VALUE: &str = "Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match";
 /// Response headers an AU must read (`cmi5.js` reads the ETag).
-const EXPOSED_HEADERS_VALUE: &str =
+pub const EXPOSED_HEADERS_VALUE: &str =
     "ETag, Last-Modified, X-Experience-API-Version, X-Experience-API-Consistent-Through";
 
 /// The origins a tenant allows.
@@ -131,26 +130,9 @@ fn allow_origin_value(allow: &AllowOrigin) -> String {
 }
 
 impl CorsReply {
-    /// Put this reply's CORS headers on a response, after removing any the LRS sent (they
-    /// would speak for origins the tenant never allowed, or duplicate ours).
-    pub fn apply(&self, resp: &mut ResponseHeader) {
-        let theirs: Vec<HeaderName> =
-            resp.headers.keys().filter(|name| name.as_str().starts_with("access-control-")).cloned().collect();
-        for name in theirs {
-            resp.remove_header(&name);
-        }
-        if let Some(allow) = &self.allow {
-            let _ = resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin_value(allow));
-            let _ = resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS_VALUE);
-        }
-        let varies_by_origin = resp
-            .headers
-            .get_all(VARY)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|n| n.trim().eq_ignore_ascii_case("origin"))));
-        if self.vary && !varies_by_origin {
-            let _ = resp.append_header(VARY, "Origin");
-        }
+    /// The value of `Access-Control-Allow-Origin` for an allowed cross-origin request.
+    pub fn allow_origin(&self) -> Option<String> {
+        self.allow.as_ref().map(allow_origin_value)
     }
 }
 
@@ -247,27 +229,6 @@ mod tests {
         assert_eq!(policy.preflight(&reply, b"PUT", Some(b"x-api-key"), XAPI_METHODS), Err(CorsRefusal::Preflight));
         assert_eq!(policy.preflight(&reply, b"GET", None, FETCH_METHODS), Err(CorsRefusal::Preflight));
         assert!(policy.preflight(&reply, b"POST", None, FETCH_METHODS).is_ok());
-    }
-
-    #[test]
-    fn apply_replaces_the_lrs_headers_and_varies_by_origin() {
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.append_header("Access-Control-Allow-Origin", "*").unwrap();
-        resp.append_header("Access-Control-Allow-Credentials", "true").unwrap();
-        resp.append_header("ETag", "\"1\"").unwrap();
-        let reply =
-            CorsReply { allow: Some(AllowOrigin::Origin(HeaderValue::from_static("https://c.example"))), vary: true };
-        reply.apply(&mut resp);
-        let all = |n: &str| resp.headers.get_all(n).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
-        assert_eq!(all("access-control-allow-origin"), ["https://c.example"]);
-        assert!(all("access-control-allow-credentials").is_empty());
-        assert_eq!(all("vary"), ["Origin"]);
-        assert_eq!(all("etag"), ["\"1\""]);
-        // Not a CORS request: the LRS's headers are still removed, and nothing is added.
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.append_header("Access-Control-Allow-Origin", "*").unwrap();
-        CorsReply::default().apply(&mut resp);
-        assert!(resp.headers.get("access-control-allow-origin").is_none() && resp.headers.get("vary").is_none());
     }
 
     #[test]
