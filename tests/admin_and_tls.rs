@@ -3,6 +3,9 @@
 //! snapshot (a certificate added at runtime is served without a restart; a Host naming another
 //! tenant than the SNI is 421). Against a real PostgreSQL the test starts itself.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,9 @@
 //! in Postgres mode that every event lands exactly once through a 60-second outage under load
 //! and through a `kill -9` with events still spooled.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,8 @@
 //! Config checks, reloads and the CLI, through the real binary.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,9 @@
 //! whose URL is 2048 characters or more): decoded, judged as the normal-form request, forwarded
 //! in normal form, never raw.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! The documents a cmi5 AU uses at launch, through the real edge: State (its own documents and
 //! the LMS's read-only LMS.LaunchData) and the Agent Profile (cmi5LearnerPreferences).
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::Engine;

@@ -1,5 +1,8 @@
 //! Statement reads, routing and tenancy through the real edge.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! Every scope, `more` paging and the tenant's policy switches, through the real edge and a
 //! recording LRS: what a rule refuses never reaches the LRS; what it allows arrives unchanged.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! Statement writes through the real edge: what is accepted arrives byte for byte with the LRS
 //! credential; what is refused never reaches the LRS, at any body size.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! A fleet: three real lrsgate processes on one throwaway PostgreSQL, each test proving one
 //! promise that must hold whichever instance a load balancer picks.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -6,6 +6,9 @@
 //! into `target/ralph-venv` and runs it with `--ignored`, `LRSGATE_RALPH_VENV` naming the
 //! virtualenv. Without that variable the test fails rather than pretending to pass.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! What an operator watches: the metrics the shipped alert rules and dashboard use exist, the
 //! histograms fill, and the JSON log format writes one object per line with the request id.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

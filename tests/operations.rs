@@ -1,6 +1,9 @@
 //! Operating lrsgate: graceful upgrades hand the listeners to a new process without failing a
 //! request.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

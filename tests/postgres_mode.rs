@@ -4,6 +4,9 @@
 //! changes nothing for traffic, and changes made while lrsgate's connection was lost picked up
 //! when it returns.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,6 +2,9 @@
 //! 429 with `Retry-After` and a reason code, is counted, and never reaches the LRS; other
 //! tokens, keys and tenants are unaffected. In a fleet each instance enforces its share.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

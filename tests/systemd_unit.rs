@@ -8,6 +8,9 @@
 //! fails to start (the old process keeps serving); a stop lets a slow in-flight request finish
 //! and then ends without waiting out the grace period.
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -39,12 +39,14 @@ pub struct Cursor {
 
 impl CursorKey {
     /// Derive the cursor key from a tenant's signing secret.
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     pub fn derive(secret: &[u8]) -> Self {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
         mac.update(KEY_LABEL);
         CursorKey(mac.finalize().into_bytes().into())
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any length")
     }

@@ -71,6 +71,7 @@ impl Probe {
                 }
                 check.peer_template.options.connection_timeout = Some(timeout);
                 check.peer_template.options.read_timeout = Some(timeout);
+                #[allow(clippy::expect_used, reason = "a GET with a validated base path builds")]
                 let mut req = pingora::http::RequestHeader::build("GET", format!("{base_path}/about").as_bytes(), None)
                     .expect("a GET request header builds");
                 let _ = req.insert_header(http::header::HOST, host_header);
