@@ -12,6 +12,9 @@
 //!
 //! Each prints a row of the fault table (fault | requests | failed | duplicated | eject | readmit).
 
+// Tests and benches may panic on what they did not expect: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -127,6 +130,8 @@ struct Run {
     eject: Option<Duration>,
     /// From clearing the fault to the bad node's next handled request.
     readmit: Option<Duration>,
+    /// lrsgate's log, for what an assertion names.
+    log: String,
 }
 
 /// Load for 1 s healthy, `fault` for 4 s, `clear` and 3 s more; the times to eject and readmit.
@@ -176,7 +181,7 @@ fn run(gate: &Gate, bad: &StandIn, fault: impl FnOnce(), clear: impl FnOnce(), i
         std::thread::sleep(Duration::from_millis(50));
     }
     let sent = load.finish();
-    Run { sent, eject, readmit }
+    Run { sent, eject, readmit, log: gate.log() }
 }
 
 /// The checks every fault shares; returns (requests, failed, duplicated) for the table.
@@ -213,9 +218,15 @@ fn check(
     let received: HashSet<String> = bad.received().into_iter().chain(died.1.iter().cloned()).collect();
     let writes_failed: Vec<&Sent> = run.sent.iter().filter(|s| s.kind == Kind::Write && failed(s)).collect();
     let unexplained: Vec<&&Sent> = writes_failed.iter().filter(|s| !received.contains(&s.request_id)).collect();
+    let their_lines: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| unexplained.iter().any(|s| !s.request_id.is_empty() && l.contains(&s.request_id)))
+        .collect();
     assert!(
         unexplained.len() <= unknown_allowed,
-        "{name}: {} writes failed that the bad node never read (allowed {unknown_allowed}): {unexplained:?}",
+        "{name}: {} writes failed that the bad node never read (allowed {unknown_allowed}): {unexplained:?}; \
+         lrsgate's lines for them: {their_lines:#?}",
         unexplained.len()
     );
     assert!(run.eject.is_some(), "{name}: the bad node was never ejected");

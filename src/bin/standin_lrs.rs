@@ -29,6 +29,9 @@
 //! Like an LRS, it answers 409 to a statement whose id it holds with other content.
 //! Prints `standin-lrs listening on <addr>` once bound (port 0 picks a free port).
 
+// Test infrastructure: a bad argument or a broken invariant ends it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -202,10 +205,18 @@ async fn serve_connection(lrs: Arc<Lrs>, mut stream: TcpStream) -> std::io::Resu
     loop {
         // An idle connection waits for its next request, or for a `drop` fault: then it is
         // closed unread, as a node that drops its connections does.
+        // Only the wait for a request's first byte is raced with the fault: a request being
+        // read is read whole (cancelling `read_request` midway would lose bytes it drained).
         let mut fault = lrs.fault.subscribe();
         let next = loop {
+            if !buf.is_empty() {
+                break read_request(&mut stream, &mut buf).await;
+            }
             tokio::select! {
-                next = read_request(&mut stream, &mut buf) => break next,
+                ready = stream.readable() => {
+                    ready?;
+                    break read_request(&mut stream, &mut buf).await;
+                }
                 _ = fault.changed() => {
                     if *fault.borrow_and_update() == Fault::Drop && !first {
                         lrs.dropped.fetch_add(1, Ordering::Relaxed);
