@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lrsgate::auth::claims::{Permissions, SessionClaims};
-use lrsgate::auth::sessions::{FetchCode, FetchTicket, MemorySessions, SessionStore};
+use lrsgate::session::store::{FetchCode, FetchTicket, MemorySessions, SessionStore};
 
 /// The binary's allocator, counting the bytes live on the heap (resident set size would not
 /// show memory freed back to the allocator, which keeps its pages).

@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::admin::ops::OpsError;
-use crate::auth::sessions::{EndReason, FetchRefusal};
 use crate::auth::verify::TokenError;
 use crate::http_io::BodyReadError;
 use crate::policy::{PolicyDenial, WriteDenial};
 use crate::rate_limit::Limited;
 use crate::request_id::RequestId;
+use crate::session::store::{EndReason, FetchRefusal};
 use crate::token_service::request::TokenRequestError;
 use crate::xapi::alternate::AlternateError;
 use crate::xapi::headers::HeaderError;

@@ -29,6 +29,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod secrets;
 pub mod server;
+pub mod session;
 pub mod tenant;
 pub mod token_service;
 pub mod upstream;

@@ -12,10 +12,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 
 use crate::auth::apikey;
-use crate::auth::sessions::learner_key;
 use crate::config::tenants::parse_node;
 use crate::policy::cors::parse_origin;
 use crate::secrets::{place, MasterKeys};
+use crate::session::store::learner_key;
 use crate::tenant::tls::CertifiedKey;
 use crate::token_service::request::{EndRequest, EndTarget};
 use serde_json::json;

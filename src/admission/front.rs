@@ -6,11 +6,11 @@ use http::header::{HeaderName, ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_RE
 use http::{HeaderMap, Method};
 
 use super::decide::Admitted;
-use crate::auth::sessions::FetchRefusal;
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
 use crate::policy::cors::{CorsRefusal, CorsReply, FETCH_METHODS, XAPI_METHODS};
 use crate::request_id::RequestId;
+use crate::session::store::FetchRefusal;
 use crate::tenant::{Tenant, TenantTable};
 use crate::upstream::forward::ForwardRequest;
 use crate::xapi::headers::{self, ForwardHeaders, Framing};

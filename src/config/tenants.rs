@@ -8,9 +8,9 @@ use serde::Deserialize;
 use super::{read_toml, ConfigError};
 use crate::auth::apikey::{self, ApiKey};
 use crate::auth::keys::MIN_HS256_SECRET_BYTES;
-use crate::auth::sessions::SessionLimits;
 use crate::policy::cors::{parse_origin, AllowedOrigins, CorsPolicy};
 use crate::policy::{CourseActivities, CourseCatalog, TenantRules};
+use crate::session::store::SessionLimits;
 use crate::xapi::{course_structure, iri::is_absolute_iri};
 
 #[derive(Debug, Deserialize)]

@@ -13,13 +13,13 @@ use pingora::protocols::http::ServerSession;
 use super::context::EdgeCtx;
 use super::tls::Sni;
 use crate::admission::{decide, front, Front, Judged, RequestView, Step, REPLAY_BUFFER_BYTES};
-use crate::auth::sessions::{learner_key, AdvanceError, EndReason, SessionStore};
 use crate::auth::verify::{token_from_authorization, Verified};
 use crate::clock::unix_now;
 use crate::denial::Denial;
 use crate::http_io::read_bounded;
 use crate::policy;
 use crate::rate_limit::RateLimiter;
+use crate::session::store::{learner_key, AdvanceError, EndReason, SessionStore};
 use crate::tenant::{Tenant, TenantStore};
 use crate::xapi::alternate::{self, AlternateRequest};
 use crate::xapi::media_type::{self, ContentTypeError};
@@ -189,7 +189,7 @@ async fn reserve_progress(
     tenant: &Tenant,
     verified: &Verified,
     statements: &[crate::xapi::statement::Statement],
-) -> Result<crate::auth::sessions::Reservation, Denial> {
+) -> Result<crate::session::store::Reservation, Denial> {
     let Some(mode) = verified.grant.launch_mode else { return Err(Denial::Internal) };
     let judge = |progress| policy::session::advance(progress, mode, statements);
     sessions.advance(&tenant.id, &verified.claims, &judge).await.map_err(|e| match e {

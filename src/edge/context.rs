@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::admission::Admitted;
-use crate::auth::sessions::Reservation;
 use crate::policy::cors::CorsReply;
 use crate::request_id::RequestId;
+use crate::session::store::Reservation;
 use crate::tenant::Tenant;
 use crate::upstream::UpstreamNode;
 use crate::xapi::route::Resource;

@@ -6,8 +6,8 @@
 //! The auth-token is the session token itself, exactly what the edge accepts after `Basic `.
 
 use crate::auth::issue;
-use crate::auth::sessions::{learner_key, FetchCode, FetchRefusal, SessionStore};
 use crate::denial::Denial;
+use crate::session::store::{learner_key, FetchCode, FetchRefusal, SessionStore};
 use crate::tenant::Tenant;
 
 pub use crate::admission::front::FETCH_PREFIX;

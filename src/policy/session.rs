@@ -1,6 +1,6 @@
 //! cmi5 session rules (cmi5 §9.3, §10.2.2): what an AU may send, given what its session has
 //! already sent. Pure: the caller holds the session's progress and applies the result
-//! atomically (`auth::sessions`); this file only says whether a batch fits and what follows.
+//! atomically (`session::store`); this file only says whether a batch fits and what follows.
 //!
 //! Judged in arrival order, statement by statement (a batch is judged in its own order). cmi5
 //! orders by `timestamp`; an edge that cannot see statements the LRS got by other paths judges

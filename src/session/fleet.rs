@@ -26,11 +26,11 @@ use log::{debug, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::claims::SessionClaims;
-use super::sessions::{
+use super::store::{
     fetch_key, AdvanceError, EndReason, FetchCode, FetchRefusal, FetchTicket, MemorySessions, ProgressJudge,
     Reservation, Revocation, SessionRecord, SessionStore, SharedSettle, StoreError, SweepCounts,
 };
+use crate::auth::claims::SessionClaims;
 use crate::metrics;
 use crate::policy::Progress;
 

@@ -15,7 +15,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::claims::SessionClaims;
+use crate::auth::claims::SessionClaims;
 use crate::policy::{Progress, WriteDenial};
 
 /// A tenant's session limits.

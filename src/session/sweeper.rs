@@ -9,7 +9,7 @@ use log::debug;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::sessions::SessionStore;
+use super::store::SessionStore;
 use crate::metrics;
 
 /// How often expired state is swept.

@@ -20,11 +20,11 @@ use arc_swap::ArcSwap;
 use self::tls::CertifiedKey;
 use crate::auth::apikey::ApiKey;
 use crate::auth::keys::TenantKeys;
-use crate::auth::sessions::SessionLimits;
 use crate::config::server::ServerConfig;
 use crate::config::tenants::{TenantSpec, TenantStatus};
 use crate::policy::cors::CorsPolicy;
 use crate::policy::{CourseCatalog, TenantRules};
+use crate::session::store::SessionLimits;
 use crate::upstream::UpstreamPool;
 
 /// One tenant, ready to serve.

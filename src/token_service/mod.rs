@@ -18,7 +18,6 @@ use serde_json::json;
 
 use self::request::{EndRequest, EndTarget, TokenRequest};
 use crate::audit::{AuditEvent, EventKind, Service};
-use crate::auth::sessions::{learner_key, FetchCode, FetchTicket, Revocation, SessionStore};
 use crate::auth::{apikey, issue};
 use crate::config::tenants::TenantStatus;
 use crate::denial::Denial;
@@ -27,6 +26,7 @@ use crate::http_io::{bearer_credential, has_body, json_response, read_bounded};
 use crate::metrics;
 use crate::operations::Operations;
 use crate::request_id::RequestId;
+use crate::session::store::{learner_key, FetchCode, FetchTicket, Revocation, SessionStore};
 use crate::tenant::{Tenant, TenantStore};
 
 /// The token service application.
@@ -243,7 +243,7 @@ impl TokenService {
         })?;
         metrics::SESSIONS_ENDED.with_label_values(&[request.reason.as_str()]).inc();
         let (kind, target) = match &request.target {
-            EndTarget::Session(id) if request.reason != crate::auth::sessions::EndReason::Revoked => {
+            EndTarget::Session(id) if request.reason != crate::session::store::EndReason::Revoked => {
                 (EventKind::SessionEnded, format!("session={id}"))
             }
             EndTarget::Session(id) => (EventKind::Revoked, format!("session={id}")),

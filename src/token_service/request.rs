@@ -7,8 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::claims::{Permissions, SessionClaims};
-use crate::auth::sessions::EndReason;
 use crate::policy::{CourseCatalog, LaunchMode, Scope};
+use crate::session::store::EndReason;
 use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
 use crate::xapi::strict_json::{self, JsonError};
