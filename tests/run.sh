@@ -12,6 +12,12 @@ lrsgate_install_test_deps
 echo "== cargo fmt --check"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --locked --all-targets -- -D warnings
 echo "== example alert rules (promtool)"; promtool check rules conf/prometheus-alerts.yml
+# Licences, bans and sources of every dependency (deny.toml). Advisories need the RustSec database
+# from GitHub, which these machines cannot reach: `cargo deny check advisories` where it can.
+echo "== cargo deny (licences, bans, sources)"
+deny_bin=target/tools/bin/cargo-deny
+[ -x "$deny_bin" ] || cargo install cargo-deny --version 0.20.2 --locked --root target/tools --quiet
+"$deny_bin" deny --log-level error check licenses bans sources
 echo "== fuzz targets build (stable toolchain; run them with tests/fuzz/run.sh)"
 cargo build --locked --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-build --bins
 echo "== cargo test"; cargo test --locked
