@@ -27,7 +27,8 @@
 # machine falls on every path alike. CPU µs per request is each server's own (the stand-in's
 # for direct, nginx's worker, the passthrough, lrsgate). `instructions` (not in the default
 # set: slow) counts instructions per request under callgrind, repeatable on a noisy machine,
-# for nginx, the passthrough and lrsgate on post_1kb and get_list (INSTR_SECONDS, 5).
+# for the passthrough and lrsgate on post_1kb and get_list (INSTR_SECONDS, 5; nginx forks its
+# worker and is not counted).
 # Pinning: wrk on CPU 0; the stand-in LRS, nginx, the passthrough and lrsgate on CPU 1 (taskset, when the
 # machine has 2+ CPUs), so every path gets the same server core and lrsgate's cost shows as lost
 # throughput on it. lrsgate's CPU time per request comes from /proc/<pid>/stat, its peak RSS
@@ -201,13 +202,18 @@ paths() {
 count_instructions() {
   local scenario=$1 path=$2 url=$3 pid=$4; shift 4
   local line requests duration_us errors non2xx p50_us p99_us p999_us
-  callgrind_control -z "$pid" >/dev/null
+  rm -f "$work"/callgrind."$pid".*
   callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null
   line="$(env "$@" $client_cpu wrk -t1 -c1 -d"${INSTR_SECONDS:-5}s" -s bench/xapi.lua "$url" | grep RESULT)"
   eval "$(echo "$line" | sed 's/RESULT //')"
+  # A dump holds what was counted since the zeroing: its `summary:` (or `totals:`) line.
+  callgrind_control -d "$pid" >/dev/null
   callgrind_control -i off "$pid" >/dev/null
-  local ir; ir=$(callgrind_control -s "$pid" | awk '/Events collected/{getline; gsub(/[^0-9]/, "", $0); print; exit}')
-  [ -n "$ir" ] || ir=$(callgrind_control -e "$pid" 2>/dev/null | awk '/Totals/{getline; print $NF}')
+  local dump ir
+  dump=$(ls -t "$work"/callgrind."$pid".* 2>/dev/null | head -1)
+  ir=$(awk '/^(summary|totals):/{print $2; exit}' "$dump")
+  ir=${ir:-0}
   echo "{\"scenario\":\"instructions_$scenario\",\"path\":\"$path\",\"requests\":$requests,\"errors\":$((errors + non2xx)),\"instructions_per_req\":$(( ir / (requests > 0 ? requests : 1) ))}" >> "$work/rows.jsonl"
   echo "  instructions $scenario/$path: $(( ir / (requests > 0 ? requests : 1) )) per request over $requests" >&2
 }
@@ -330,11 +336,11 @@ for scenario in $scenarios; do
       ;;
     instructions)
       command -v callgrind_control >/dev/null || apt_install valgrind
-      cg="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$work/callgrind.%p"
+      # Instrumentation off until the load (a fast start); `-i on` then `-z` count only the load.
+      cg="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$work/callgrind.%p"
       stop_gate; gate_wrap="$cg" pt_wrap="$cg" start_gate 1
       for target in post_1kb get_list; do
         case $target in post_1kb) q=statements; body=(BODY_FILE="$work/statement.json") ;; *) q="$list_q"; body=() ;; esac
-        count_instructions $target nginx "http://127.0.0.1:$nginx_port/xapi/$q" "$(nginx_worker)" AUTH="Bearer unused" "${body[@]}"
         count_instructions $target passthrough "http://127.0.0.1:$pt_port/xapi/$q" "$pt_pid" AUTH="Bearer unused" "${body[@]}"
         count_instructions $target lrsgate "http://127.0.0.1:$edge_port/xapi/$q" "$gate_pid" AUTH="Bearer $token" "${body[@]}"
       done
