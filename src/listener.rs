@@ -90,19 +90,34 @@ enum Waited {
 
 impl<A> Guarded<A> {
     /// Wait for the next request's first bytes with no session, buffer or app future held.
-    async fn wait_for_request(&self, stream: &mut HeadDeadline) -> Waited {
+    ///
+    /// At a stop, as in Pingora's own keep-alive wait (`handle_new_request`), a kept-alive
+    /// connection is closed unless its next request's bytes are already here (`biased`: read
+    /// first). A new connection's first request is always read: the listener accepted it, and
+    /// its client sent it or is about to (closing it unread resets a request in flight; seen in
+    /// the systemd upgrade test). It is answered `Connection: close` once the stop began.
+    async fn wait_for_request(&self, stream: &mut HeadDeadline, first: bool) -> Waited {
+        let read = tokio::time::timeout(self.limits.keepalive_timeout, stream.read_first_bytes());
+        let arrived = |r: Result<std::io::Result<bool>, tokio::time::error::Elapsed>| match r {
+            Ok(Ok(true)) => Waited::Request,
+            _ => Waited::Close,
+        };
+        if first {
+            return arrived(read.await);
+        }
         let stopped = self.stopped.notified();
         tokio::pin!(stopped);
-        stopped.as_mut().enable();
-        if self.stopping.load(Ordering::Acquire) {
-            return Waited::Close;
-        }
+        let stop = std::future::poll_fn(|cx| {
+            if stopped.as_mut().poll(cx).is_ready() || self.stopping.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
         tokio::select! {
-            arrived = tokio::time::timeout(self.limits.keepalive_timeout, stream.read_first_bytes()) => match arrived {
-                Ok(Ok(true)) => Waited::Request,
-                _ => Waited::Close,
-            },
-            _ = stopped => Waited::Close,
+            biased;
+            r = read => arrived(r),
+            () = stop => Waited::Close,
         }
     }
 }
@@ -156,7 +171,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // Pingora's HTTP/1 keep-alive loop (`impl ServerApp for HttpServerApp`), with the wait
         // for each request moved out of the app's future. lrsgate never turns HTTP/1
         // pipelining on, so a reused connection has no request bytes already read.
-        while let Waited::Request = self.wait_for_request(&mut stream).await {
+        while let Waited::Request = self.wait_for_request(&mut stream, first).await {
             let mut session = ServerSession::new_http1(stream);
             match persistent.take() {
                 Some(settings) => settings.apply_to_session(&mut session),

@@ -335,11 +335,18 @@ fn a_stop_closes_idle_connections_at_once_while_a_request_finishes() {
     let edge = gate.edge;
     let slow =
         std::thread::spawn(move || try_send(edge, &Req::statements(&token, statement().to_string().into_bytes())));
+    // Accepted before the stop, its first request not sent yet.
+    let mut fresh = TcpStream::connect(("127.0.0.1", gate.edge)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     gate.signal("TERM");
     for c in idle.iter_mut() {
         assert!(closed_by_server(c, Duration::from_secs(1)), "an idle connection stayed open after the stop began");
     }
+    // Its first request is still answered, and it is told the connection ends.
+    fresh.write_all(b"GET /healthz HTTP/1.1\r\nHost: acme.test\r\n\r\n").unwrap();
+    let answer = read_answer(&mut fresh).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
     assert!(!slow.is_finished(), "the idle connections were closed only once the slow request ended");
     assert!(gate.is_running(), "the process exited before its in-flight request finished");
     let answer = slow.join().unwrap().expect("the in-flight request was answered");

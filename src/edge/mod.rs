@@ -141,8 +141,11 @@ impl ProxyHttp for Edge {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
-        // Pingora's default is 60 s; the operator's (a refusal may still turn it off).
-        session.set_keepalive(Some(self.keepalive_timeout_seconds));
+        // Pingora's default is 60 s; the operator's (a refusal may still turn it off). Not when
+        // Pingora turned it off: a stop has begun, and this answer must say the connection ends.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.keepalive_timeout_seconds));
+        }
         // A connection's first request opens its guard; later ones got it in `on_connection_reuse`.
         if ctx.connection.is_none() {
             ctx.connection = Some(ConnectionGuard::open());
