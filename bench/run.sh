@@ -214,6 +214,8 @@ count_instructions() {
   dump=$(ls -t "$work"/callgrind."$pid".* 2>/dev/null | head -1)
   ir=$(awk '/^(summary|totals):/{print $2; exit}' "$dump")
   ir=${ir:-0}
+  # CALLGRIND_KEEP=dir keeps each dump for callgrind_annotate (per-function costs).
+  [ -n "${CALLGRIND_KEEP:-}" ] && mkdir -p "$CALLGRIND_KEEP" && cp "$dump" "$CALLGRIND_KEEP/$scenario-$path.callgrind"
   echo "{\"scenario\":\"instructions_$scenario\",\"path\":\"$path\",\"requests\":$requests,\"errors\":$((errors + non2xx)),\"instructions_per_req\":$(( ir / (requests > 0 ? requests : 1) ))}" >> "$work/rows.jsonl"
   echo "  instructions $scenario/$path: $(( ir / (requests > 0 ? requests : 1) )) per request over $requests" >&2
 }
