@@ -70,7 +70,7 @@ fn main() {
     let app = Passthrough {
         upstream: upstream.clone(),
         authorization: authorization.clone(),
-        keepalive_timeout_seconds: cfg.keepalive_timeout_seconds,
+        keepalive_timeout_seconds: cfg.connections.keepalive_timeout.as_secs(),
     };
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
     proxy.server_options = Some(lrsgate::server::http_server_options(&cfg));

@@ -130,7 +130,7 @@ pub fn build(cfg: ServerConfig, opt: Opt, table: TenantTable, health: Arc<Balanc
 
     let mut proxy = pingora::proxy::http_proxy(
         &server.configuration,
-        Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout, cfg.keepalive_timeout_seconds),
+        Edge::new(store.clone(), sessions.clone(), ops.clone(), cfg.body_read_timeout),
     );
     proxy.server_options = Some(http_server_options(&cfg));
     // Caps on open connections and the request head deadline, before Pingora reads a request.

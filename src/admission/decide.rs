@@ -12,7 +12,7 @@ use crate::denial::Denial;
 use crate::policy::documents::{
     self, Access, ACTIVITIES_PARAMS, ACTIVITY_PROFILE_PARAMS, AGENTS_PARAMS, AGENT_PROFILE_PARAMS, STATE_PARAMS,
 };
-use crate::policy::{self, Grant, PolicyDenial};
+use crate::policy::{self, Grant, LaunchMode, PolicyDenial};
 use crate::request_id::RequestId;
 use crate::tenant::Tenant;
 use crate::upstream::forward::ForwardRequest;
@@ -35,9 +35,16 @@ pub struct Judged<'a> {
     pub content_type: Option<&'a [u8]>,
     /// The request carries a body (judged well framed already).
     pub has_body: bool,
-    /// The client headers the LRS receives, checked.
-    pub headers: ForwardHeaders,
+    /// The client headers the LRS receives, checked (read once: [`forward_headers`]).
+    pub headers: &'a ForwardHeaders,
     pub request_id: RequestId,
+}
+
+/// The client headers the LRS receives: the request's, and an Alternate Request Syntax form's
+/// header fields, checked.
+pub fn forward_headers(view: &RequestView<'_>, alternate: Option<&AlternateRequest>) -> Result<ForwardHeaders, Denial> {
+    let form_fields = alternate.into_iter().flat_map(|a| a.headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    ForwardHeaders::read(header_fields(view.headers).chain(form_fields)).map_err(Denial::Header)
 }
 
 impl<'a> Judged<'a> {
@@ -47,10 +54,9 @@ impl<'a> Judged<'a> {
         resource: Resource,
         framing: Framing,
         alternate: Option<&'a AlternateRequest>,
-    ) -> Result<Judged<'a>, Denial> {
-        let form_fields = alternate.into_iter().flat_map(|a| a.headers.iter().map(|(n, v)| (*n, v.as_bytes())));
-        let headers = ForwardHeaders::read(header_fields(view.headers).chain(form_fields)).map_err(Denial::Header)?;
-        Ok(match alternate {
+        headers: &'a ForwardHeaders,
+    ) -> Judged<'a> {
+        match alternate {
             Some(a) => Judged {
                 method: match a.method {
                     AlternateMethod::Get => Method::GET,
@@ -76,7 +82,7 @@ impl<'a> Judged<'a> {
                 headers,
                 request_id: view.request_id,
             },
-        })
+        }
     }
 
     fn refuse_body(&self) -> Result<(), Denial> {
@@ -106,9 +112,9 @@ pub struct Admitted {
     pub body: Option<Bytes>,
     /// A statement read: what the LRS returns is judged before the client sees any of it.
     pub read: Option<JudgedRead>,
-    /// A cmi5 launch's statement write: the session progress these statements make is
-    /// reserved before forwarding, and kept once the LRS stored them.
-    pub progress: Option<Vec<Statement>>,
+    /// A cmi5 launch's statement write, in its launch mode: the session progress these
+    /// statements make is reserved before forwarding, and kept once the LRS stored them.
+    pub progress: Option<(LaunchMode, Vec<Statement>)>,
 }
 
 /// How the answer to an admitted statement read is judged.
@@ -250,14 +256,14 @@ fn statement_format(judged: &Judged<'_>) -> Result<StatementBody, Denial> {
 }
 
 /// Parse and judge a statement write body. For a cmi5 launch under the tenant's session rules,
-/// the statements whose progress must be reserved.
+/// its launch mode and the statements whose progress must be reserved.
 fn judge_statements(
     grant: &Grant,
     tenant: &Tenant,
     format: &StatementBody,
     body: &Bytes,
     put_id: Option<&str>,
-) -> Result<Option<Vec<Statement>>, Denial> {
+) -> Result<Option<(LaunchMode, Vec<Statement>)>, Denial> {
     // With attachments, the statements are the first part; the body is forwarded whole.
     let json = match format {
         StatementBody::Multipart { boundary } => {
@@ -271,7 +277,7 @@ fn judge_statements(
         policy::statements::check_put_id(id, &statements, is_array).map_err(Denial::Policy)?;
     }
     policy::statements::check_write(grant, &tenant.rules, &statements).map_err(Denial::Write)?;
-    Ok((grant.launch_mode.is_some() && tenant.rules.cmi5_session_rules).then_some(statements))
+    Ok(grant.launch_mode.filter(|_| tenant.rules.cmi5_session_rules).map(|mode| (mode, statements)))
 }
 
 #[cfg(test)]
@@ -394,7 +400,7 @@ mod tests {
             query: r.query.as_deref(),
             content_type: r.content_type.map(str::as_bytes),
             has_body: r.body.is_some(),
-            headers: ForwardHeaders::default(),
+            headers: &ForwardHeaders::default(),
             request_id: RequestId::next(),
         };
         let refused = |d: Denial| d.status_and_code().0;

@@ -18,7 +18,7 @@ pub mod decide;
 pub mod front;
 pub mod reads;
 
-pub use self::decide::{decide, Admitted, Judged, JudgedRead, Step};
+pub use self::decide::{decide, forward_headers, Admitted, Judged, JudgedRead, Step};
 pub use self::front::{front, Front, FrontFacts, RequestView};
 pub use self::reads::ReadKind;
 

@@ -161,10 +161,8 @@ pub struct ServerConfig {
     /// Total time a client may take to send a request body that lrsgate reads before deciding,
     /// default 30 s (Pingora's own limit is per read, so a trickled body could last far longer).
     pub body_read_timeout: Duration,
-    /// Caps on open edge connections and the request head deadline.
+    /// Caps on open connections, the request head deadline and the keep-alive timeout (60 s).
     pub connections: crate::listener::ConnectionLimits,
-    /// How long an idle keep-alive client connection is kept, default 60 s.
-    pub keepalive_timeout_seconds: u64,
     /// Requests one client connection may carry before it is closed, default 10,000.
     pub keepalive_requests: u32,
     /// `iss` of issued tokens and the only one accepted, default `lrsgate`.
@@ -357,11 +355,6 @@ impl ServerConfig {
                     60,
                 )?),
             },
-            keepalive_timeout_seconds: positive(
-                "limits.keepalive_timeout_seconds",
-                raw.limits.keepalive_timeout_seconds,
-                60,
-            )?,
             keepalive_requests: positive(
                 "limits.keepalive_requests",
                 raw.limits.keepalive_requests.map(u64::from),

@@ -12,7 +12,7 @@ use pingora::protocols::http::ServerSession;
 
 use super::context::EdgeCtx;
 use super::tls::Sni;
-use crate::admission::{decide, front, Front, Judged, RequestView, Step, REPLAY_BUFFER_BYTES};
+use crate::admission::{decide, forward_headers, front, Front, Judged, RequestView, Step, REPLAY_BUFFER_BYTES};
 use crate::auth::verify::{token_from_authorization, Verified};
 use crate::clock::unix_now;
 use crate::denial::Denial;
@@ -103,10 +103,11 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
     // budget; a token over its own limit does not spend the tenant's either.
     state.limiter.edge(&tenant.rate_limits, &tenant.id, &claims.jti).map_err(Denial::RateLimited)?;
 
+    let headers = forward_headers(&view_of(session, ctx), alternate.as_ref())?;
+    // The view borrows the session, which reading the body needs: it is taken again after.
     let judge = |session: &ServerSession, body: Option<&Bytes>| {
         let view = view_of(session, ctx);
-        let judged = Judged::new(&view, resource, framing, alternate.as_ref())?;
-        decide(&judged, body, &tenant, &verified)
+        decide(&Judged::new(&view, resource, framing, alternate.as_ref(), &headers), body, &tenant, &verified)
     };
     let mut step = judge(session, None)?;
     if let Step::ReadBody { limit } = step {
@@ -114,8 +115,8 @@ pub async fn admit(session: &mut ServerSession, ctx: &mut EdgeCtx, state: &EdgeS
         step = judge(session, Some(&body))?;
     }
     let Step::Admit(mut admitted) = step else { return Err(Denial::Internal) };
-    if let Some(statements) = admitted.progress.take() {
-        ctx.reservation = Some(reserve_progress(state.sessions, &tenant, &verified, &statements).await?);
+    if let Some((mode, statements)) = admitted.progress.take() {
+        ctx.reservation = Some(reserve_progress(state.sessions, &tenant, &verified, mode, &statements).await?);
     }
     let admission = match (&admitted.read, &admitted.body) {
         (Some(_), _) => Admission::FetchJudged,
@@ -188,9 +189,9 @@ async fn reserve_progress(
     sessions: &dyn SessionStore,
     tenant: &Tenant,
     verified: &Verified,
+    mode: policy::LaunchMode,
     statements: &[crate::xapi::statement::Statement],
 ) -> Result<crate::session::store::Reservation, Denial> {
-    let Some(mode) = verified.grant.launch_mode else { return Err(Denial::Internal) };
     let judge = |progress| policy::session::advance(progress, mode, statements);
     sessions.advance(&tenant.id, &verified.claims, &judge).await.map_err(|e| match e {
         AdvanceError::Refused(denial) => Denial::Write(denial),

@@ -48,8 +48,6 @@ pub struct Edge {
     connector: Connector,
     /// Total time a client may take to send a body lrsgate reads before deciding.
     body_read_timeout: std::time::Duration,
-    /// How long an idle keep-alive client connection waits for its next request, in seconds.
-    keepalive_timeout_seconds: u64,
 }
 
 impl Edge {
@@ -58,9 +56,8 @@ impl Edge {
         sessions: Arc<dyn SessionStore>,
         ops: Arc<Operations>,
         body_read_timeout: std::time::Duration,
-        keepalive_timeout_seconds: u64,
     ) -> Self {
-        Edge { store, sessions, ops, connector: Connector::new(None), body_read_timeout, keepalive_timeout_seconds }
+        Edge { store, sessions, ops, connector: Connector::new(None), body_read_timeout }
     }
 
     /// The audit trail's record of a refusal (every one, fetch URLs' included).
@@ -140,12 +137,7 @@ impl ProxyHttp for Edge {
         EdgeCtx::default()
     }
 
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
-        // Pingora's default is 60 s; the operator's (a refusal may still turn it off). Not when
-        // Pingora turned it off: a stop has begun, and this answer must say the connection ends.
-        if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(self.keepalive_timeout_seconds));
-        }
+    async fn early_request_filter(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
         // A connection's first request opens its guard; later ones got it in `on_connection_reuse`.
         if ctx.connection.is_none() {
             ctx.connection = Some(ConnectionGuard::open());
