@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_sessions.sql", include_str!("../migrations/0002_sessions.sql")),
     (3, "0003_operations.sql", include_str!("../migrations/0003_operations.sql")),
     (4, "0004_upstream.sql", include_str!("../migrations/0004_upstream.sql")),
+    (5, "0005_host_names.sql", include_str!("../migrations/0005_host_names.sql")),
 ];
 
 /// Serialises concurrent `migrate` runs (an arbitrary, fixed advisory lock key).

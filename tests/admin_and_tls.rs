@@ -130,6 +130,26 @@ fn the_admin_api_needs_an_admin_key_and_manages_tenants_that_serve() {
             "invalid_request",
         ),
         ("unknown_route", "GET", "/everything", None, 404, "unknown_route"),
+        // The names rule the tenants file uses (config::names): no silent trimming, ids of at
+        // most 64 characters, a named LRS user.
+        ("host_with_space", "POST", "/tenants/acme/hosts", Some(json!({"host": " z.test"})), 400, "invalid_request"),
+        ("host_empty_label", "POST", "/tenants/acme/hosts", Some(json!({"host": "z..test"})), 400, "invalid_request"),
+        (
+            "tenant_id_too_long",
+            "POST",
+            "/tenants",
+            Some(json!({"id": "a".repeat(65), "lrs_username": "u", "lrs_password": "p"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty_lrs_user",
+            "PUT",
+            "/tenants/acme/lrs-credential",
+            Some(json!({"username": "", "password": "p"})),
+            400,
+            "invalid_request",
+        ),
     ];
     for (rule, method, path, body, status, reason) in rows {
         let r = admin(&gate, &admin_key, method, path, body);
@@ -172,6 +192,14 @@ fn the_admin_api_needs_an_admin_key_and_manages_tenants_that_serve() {
     eventually(Duration::from_secs(2), "resumed", || {
         gate.edge(&Req::statements(&token, statement().to_string().into_bytes())).status == 200
     });
+
+    // An IPv6 literal is a host under the same rule as in the tenants file (migration 0005),
+    // and the edge resolves it from a Host header with a port.
+    assert_eq!(admin(&gate, &admin_key, "POST", "/tenants/acme/hosts", Some(json!({"host": "[::1]"}))).status, 200);
+    eventually(Duration::from_secs(2), "the IPv6 host served", || {
+        gate.edge(&Req::get("/xapi/statements").bearer(&token).host("[::1]:8443")).status == 200
+    });
+    assert_eq!(admin(&gate, &admin_key, "DELETE", "/tenants/acme/hosts/%5B%3A%3A1%5D", None).status, 200);
 
     // A new host and a CORS origin through the API reach the edge.
     assert_eq!(

@@ -12,6 +12,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 
 use crate::auth::apikey;
+use crate::config::names::{HostName, LrsUserName, NodeWeight, TenantId};
 use crate::config::tenants::parse_node;
 use crate::policy::cors::parse_origin;
 use crate::secrets::{place, MasterKeys};
@@ -56,24 +57,24 @@ fn invalid(msg: impl Into<String>) -> OpsError {
     OpsError::Invalid(msg.into())
 }
 
+// Each check is the one rule of `config::names`, shared with the tenants file and the Postgres
+// source, so the admin API never stores what a reload would refuse.
+
 fn check_tenant_id(id: &str) -> Result<()> {
-    let ok =
-        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then_some(()).ok_or_else(|| invalid(format!("\"{id}\" is not a tenant id (1-64 letters, digits, - and _)")))
+    TenantId::parse(id).map(drop).map_err(|e| invalid(e.0))
 }
 
 fn check_host(host: &str) -> Result<String> {
-    let h = host.trim().to_ascii_lowercase();
-    let ok = !h.is_empty() && !h.contains(['/', ' ', '@', ':']) && h.len() <= 253;
-    ok.then_some(h).ok_or_else(|| invalid(format!("\"{host}\" is not a host name (no scheme, port or path)")))
+    HostName::parse(host).map(HostName::into_string).map_err(|e| invalid(e.0))
 }
 
 fn check_upstream(url: &str, weight: i32) -> Result<()> {
-    let weight = u32::try_from(weight).map_err(|_| invalid("weight must be between 1 and 1000"))?;
-    if !(1..=1000).contains(&weight) {
-        return Err(invalid("weight must be between 1 and 1000"));
-    }
-    parse_node(url, weight).map(|_| ()).map_err(|e| invalid(format!("upstream url: {e}")))
+    let weight = NodeWeight::new(i64::from(weight)).map_err(|e| invalid(e.0))?;
+    parse_node(url, weight).map(drop).map_err(|e| invalid(format!("upstream url: {e}")))
+}
+
+fn check_lrs_username(name: &str) -> Result<()> {
+    LrsUserName::parse(name).map(drop).map_err(|e| invalid(e.0))
 }
 
 fn random_secret() -> String {
@@ -125,9 +126,7 @@ pub async fn create_tenant(
         check_upstream(&u.url, u.weight)?;
     }
     let origin = t.public_origin.as_deref().map(normalise_origin).transpose()?;
-    if t.lrs_username.contains(':') {
-        return Err(invalid("a Basic user name cannot contain ':'"));
-    }
+    check_lrs_username(&t.lrs_username)?;
     let tx = client.transaction().await?;
     tx.execute("INSERT INTO tenants (id, public_origin) VALUES ($1, $2)", &[&t.id, &origin]).await?;
     for host in &hosts {
@@ -346,9 +345,7 @@ pub async fn set_lrs_credential(
     username: &str,
     password: &str,
 ) -> Result<()> {
-    if username.contains(':') {
-        return Err(invalid("a Basic user name cannot contain ':'"));
-    }
+    check_lrs_username(username)?;
     require_tenant(client, tenant).await?;
     let (sealed, kid) = master.seal(&place::lrs_password(tenant), password.as_bytes());
     client

@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod error;
+pub mod names;
 pub mod server;
 pub mod tenants;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::names::{HostName, LrsUserName, NodeWeight, TenantId};
 use super::{read_toml, ConfigError};
 use crate::auth::apikey::{self, ApiKey};
 use crate::auth::keys::MIN_HS256_SECRET_BYTES;
@@ -113,7 +114,9 @@ pub enum NodeEntry {
 #[serde(deny_unknown_fields)]
 pub struct WeightedNode {
     pub url: String,
-    pub weight: u32,
+    /// Wide enough that an out-of-range value is refused by `NodeWeight` with its reason,
+    /// not by the TOML number type.
+    pub weight: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,8 +198,8 @@ pub struct NodeSpec {
     pub port: u16,
     /// The base path without a trailing slash (`/xapi`, or empty).
     pub base_path: String,
-    /// Share of requests relative to the other nodes (1..=1000, default 1).
-    pub weight: u32,
+    /// Share of requests relative to the other nodes (default 1).
+    pub weight: NodeWeight,
     /// How the node is probed (the tenant's `upstream.health_check`).
     pub probe: crate::upstream::health::ProbeKind,
 }
@@ -212,7 +215,7 @@ pub struct UpstreamOverrides {
 /// A host's certificate chain and key, PEM, checked to parse and to belong together.
 #[derive(Clone)]
 pub struct TlsSpec {
-    pub host: String,
+    pub host: HostName,
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -228,12 +231,11 @@ pub enum TenantStatus {
 /// A validated tenant, before runtime objects (keys, load balancer) are built from it.
 #[derive(Clone)]
 pub struct TenantSpec {
-    pub id: String,
+    pub id: TenantId,
     pub status: TenantStatus,
-    /// Lower-case host names without port.
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostName>,
     pub nodes: Vec<NodeSpec>,
-    pub lrs_username: String,
+    pub lrs_username: LrsUserName,
     pub lrs_password: String,
     pub secret: Vec<u8>,
     /// Default 3600 s.
@@ -279,7 +281,7 @@ pub fn validate(file: &Path, raw: TenantsFile) -> Result<Vec<TenantSpec>, Config
         return Err(ConfigError::new(file, None, "no [[tenant]] defined"));
     }
     let mut ids = HashSet::new();
-    let mut hosts: HashMap<String, String> = HashMap::new();
+    let mut hosts: HashMap<HostName, TenantId> = HashMap::new();
     let mut specs = Vec::with_capacity(raw.tenant.len());
     for (i, entry) in raw.tenant.into_iter().enumerate() {
         let at = |key: &str| format!("tenant[{i}].{key}");
@@ -308,9 +310,7 @@ pub fn validate(file: &Path, raw: TenantsFile) -> Result<Vec<TenantSpec>, Config
 
 fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Result<TenantSpec, ConfigError> {
     let err = |key: &str, msg: String| ConfigError::new(file, at(key), msg);
-    if e.id.is_empty() || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(err("id", format!("\"{}\" is not a tenant id (letters, digits, - and _)", e.id)));
-    }
+    let id = TenantId::parse(&e.id).map_err(|m| err("id", m.0))?;
     let defaults = TenantRules::default();
     let rules = TenantRules {
         alternate_syntax: match e.policy.alternate_syntax.as_deref() {
@@ -339,10 +339,7 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     }
     let mut hosts = Vec::with_capacity(e.hosts.len());
     for host in &e.hosts {
-        let h = host.to_ascii_lowercase();
-        if h.is_empty() || h.contains(['/', ' ', '@']) || (h.contains(':') && !h.starts_with('[')) {
-            return Err(err("hosts", format!("\"{host}\" is not a host name (no scheme, port or path)")));
-        }
+        let h = HostName::parse(host).map_err(|m| err("hosts", m.0))?;
         if hosts.contains(&h) {
             return Err(err("hosts", format!("host \"{host}\" is listed twice")));
         }
@@ -375,20 +372,17 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
         .enumerate()
         .map(|(n, node)| {
             let (url, weight) = match node {
-                NodeEntry::Url(url) => (url, 1),
-                NodeEntry::Weighted(w) => (&w.url, w.weight),
+                NodeEntry::Url(url) => (url, NodeWeight::ONE),
+                NodeEntry::Weighted(w) => {
+                    (&w.url, NodeWeight::new(w.weight).map_err(|m| err(&format!("upstream.nodes[{n}].weight"), m.0))?)
+                }
             };
-            if !(1..=1000).contains(&weight) {
-                return Err(err(&format!("upstream.nodes[{n}]"), "weight must be between 1 and 1000".into()));
-            }
             parse_node(url, weight)
                 .map(|node| NodeSpec { probe, ..node })
                 .map_err(|m| err(&format!("upstream.nodes[{n}]"), m))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if e.upstream.username.contains(':') {
-        return Err(err("upstream.username", "a Basic user name cannot contain ':'".into()));
-    }
+    let lrs_username = LrsUserName::parse(&e.upstream.username).map_err(|m| err("upstream.username", m.0))?;
     let algorithms = e.signing.algorithms.unwrap_or_else(|| vec!["HS256".into()]);
     if let Some(bad) = algorithms.iter().find(|a| a.as_str() != "HS256") {
         return Err(err("signing.algorithms", format!("algorithm \"{bad}\" is not supported (supported: HS256)")));
@@ -463,10 +457,10 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
     Ok(TenantSpec {
         status,
         tls,
-        id: e.id,
+        id,
         hosts,
         nodes,
-        lrs_username: e.upstream.username,
+        lrs_username,
         lrs_password: e.upstream.password,
         secret,
         default_ttl_seconds,
@@ -485,8 +479,8 @@ fn tenant_spec(file: &Path, at: &dyn Fn(&str) -> String, e: TenantEntry) -> Resu
 
 /// A host's certificate and key, read from files (relative to the tenants file) or given as
 /// PEM, and checked: the chain parses, the key parses and matches the leaf certificate.
-fn tls_spec(tenants_file: &Path, e: TlsEntry, hosts: &[String]) -> Result<TlsSpec, String> {
-    let host = e.host.to_ascii_lowercase();
+fn tls_spec(tenants_file: &Path, e: TlsEntry, hosts: &[HostName]) -> Result<TlsSpec, String> {
+    let host = HostName::parse(&e.host).map_err(|m| m.0)?;
     if !hosts.contains(&host) {
         return Err(format!("host \"{}\" is not one of the tenant's hosts", e.host));
     }
@@ -581,7 +575,7 @@ fn course_activities(tenants_file: &Path, course: CourseEntry) -> Result<(String
     }
 }
 
-pub fn parse_node(text: &str, weight: u32) -> Result<NodeSpec, String> {
+pub fn parse_node(text: &str, weight: NodeWeight) -> Result<NodeSpec, String> {
     let url = url::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
     let tls = match url.scheme() {
         "http" => false,
@@ -642,7 +636,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9000,
                 base_path: "/xapi".into(),
-                weight: 1,
+                weight: NodeWeight::ONE,
                 probe: crate::upstream::health::ProbeKind::Tcp
             }
         );
@@ -670,6 +664,15 @@ mod tests {
         let long_grace = tenant("a", "h") + "[tenant.sessions]\nmax_seconds = 60\nterminated_grace_seconds = 61\n";
         let zero_fetch_ttl = tenant("a", "h") + "[tenant.sessions]\nfetch_ttl_seconds = 0\n";
         let unknown_session_key = tenant("a", "h") + "[tenant.sessions]\nidle_seconds = 5\n";
+        let zero_weight = tenant("a", "h").replace(
+            "nodes = ['http://127.0.0.1:9000/xapi/']",
+            "nodes = [{ url = 'http://127.0.0.1:9000/xapi/', weight = 0 }]",
+        );
+        let colon_user = tenant("a", "h").replace("username = 'u'", "username = 'u:x'");
+        let empty_user = tenant("a", "h").replace("username = 'u'", "username = ''");
+        let long_id = tenant(&"a".repeat(65), "h");
+        let spaced_host = tenant("a", " h");
+        let bad_ipv6 = tenant("a", "[h]");
         let table = [
             ("short_secret", short, "tenant[0].signing.secret"),
             ("unset_env", unset, "tenant[0].upstream.password"),
@@ -690,10 +693,29 @@ mod tests {
             ("grace_longer_than_session", long_grace, "tenant[0].sessions.terminated_grace_seconds"),
             ("zero_fetch_ttl", zero_fetch_ttl, "tenant[0].sessions.fetch_ttl_seconds"),
             ("unknown_sessions_key", unknown_session_key, "tenant[0].sessions.idle_seconds"),
+            ("zero_weight", zero_weight, "tenant[0].upstream.nodes[0].weight"),
+            ("colon_in_lrs_user", colon_user, "tenant[0].upstream.username"),
+            ("empty_lrs_user", empty_user, "tenant[0].upstream.username"),
+            ("tenant_id_too_long", long_id, "tenant[0].id"),
+            ("host_with_space", spaced_host, "tenant[0].hosts"),
+            ("bracketed_non_ipv6", bad_ipv6, "tenant[0].hosts"),
         ];
         for (rule, text, key) in table {
             assert_eq!(key_of(&text).as_deref(), Some(key), "{rule}");
         }
+    }
+
+    #[test]
+    fn hosts_are_lower_cased_and_ipv6_literals_allowed() {
+        let text = tenant("a", "LRS.Acme.Example")
+            .replace("hosts = ['LRS.Acme.Example']", "hosts = ['LRS.Acme.Example', '[::1]']");
+        let spec = &load_text(&text).unwrap()[0];
+        assert_eq!(spec.hosts, vec!["lrs.acme.example", "[::1]"]);
+        let weighted = tenant("a", "h").replace(
+            "nodes = ['http://127.0.0.1:9000/xapi/']",
+            "nodes = [{ url = 'http://127.0.0.1:9000/xapi/', weight = 1000 }]",
+        );
+        assert_eq!(load_text(&weighted).unwrap()[0].nodes[0].weight.get(), 1000);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use self::tls::CertifiedKey;
 use crate::auth::apikey::ApiKey;
 use crate::auth::keys::TenantKeys;
+use crate::config::names::HostName;
 use crate::config::server::ServerConfig;
 use crate::config::tenants::{TenantSpec, TenantStatus};
 use crate::policy::cors::CorsPolicy;
@@ -62,7 +63,7 @@ impl Tenant {
     pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
         let upstream = UpstreamPool::build(
             &spec.nodes,
-            &spec.lrs_username,
+            spec.lrs_username.as_str(),
             &spec.lrs_password,
             server.upstream.with(spec.upstream_timeouts),
             health,
@@ -72,12 +73,12 @@ impl Tenant {
         let mut certificates = HashMap::with_capacity(spec.tls.len());
         for t in &spec.tls {
             let key = CertifiedKey::parse(&t.cert_pem, &t.key_pem).map_err(|e| format!("tenant {}: {e}", spec.id))?;
-            certificates.insert(t.host.clone(), Arc::new(key));
+            certificates.insert(t.host.as_str().to_owned(), Arc::new(key));
         }
         Ok(Tenant {
-            keys: TenantKeys::hs256(&spec.id, &spec.secret, &server.issuer, server.clock_skew_seconds),
+            keys: TenantKeys::hs256(spec.id.as_str(), &spec.secret, &server.issuer, server.clock_skew_seconds),
             status: spec.status,
-            hosts: spec.hosts,
+            hosts: spec.hosts.into_iter().map(HostName::into_string).collect(),
             upstream,
             api_keys: spec.api_key_hashes,
             default_ttl_seconds: spec.default_ttl_seconds,
@@ -92,7 +93,7 @@ impl Tenant {
             certificates,
             fingerprint: 0,
             verified: Default::default(),
-            id: spec.id,
+            id: spec.id.into_string(),
         })
     }
 }

@@ -267,7 +267,7 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
             nodes: t
                 .nodes
                 .into_iter()
-                .map(|(url, weight)| NodeEntry::Weighted(WeightedNode { url, weight: weight.max(0) as u32 }))
+                .map(|(url, weight)| NodeEntry::Weighted(WeightedNode { url, weight: i64::from(weight) }))
                 .collect(),
             username,
             password,

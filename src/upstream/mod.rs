@@ -110,7 +110,7 @@ impl Balancer {
             let probe = Probe::new(spec.probe, spec.tls, &spec.host, &host_header, &spec.base_path, probe_timeout);
             for addr in addrs {
                 let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
-                backend.weight = spec.weight as usize;
+                backend.weight = spec.weight.get() as usize;
                 backend.ext.insert(NodeIndex { node: i, slot: addresses.len() });
                 backend.ext.insert(probe.clone());
                 if backends.insert(backend) {

@@ -21,7 +21,7 @@ impl Db {
         let config = pg.path().join("cli.toml");
         std::fs::write(&config, format!("[database]\nurl = \"{}\"\nmaster_keys = \"{keys}\"\n", pg.url())).unwrap();
         let db = Db { pg, keys, config };
-        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([1, 2, 3, 4]));
+        assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([1, 2, 3, 4, 5]));
         assert_eq!(db.cli(&["migrate"]).unwrap()["applied"], serde_json::json!([]), "idempotent");
         db
     }
