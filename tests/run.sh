@@ -20,6 +20,9 @@ deny_bin=target/tools/bin/cargo-deny
 "$deny_bin" deny --log-level error check licenses bans sources
 echo "== fuzz targets build (stable toolchain; run them with tests/fuzz/run.sh)"
 cargo build --locked --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-build --bins
+# Both members' binaries (lrsgate, tests/standin-lrs): the browser test starts them from
+# target/debug, and the Rust tests find the stand-in there already built.
+echo "== cargo build"; cargo build --locked --bins
 echo "== cargo test"; cargo test --locked
 echo "== interop: a real Ralph LRS"; cargo test --locked --test interop_ralph -- --ignored
 echo "== end to end: a real cmi5 AU in headless Chromium"; (cd tests/e2e && node --test --test-concurrency=1 .)

@@ -52,6 +52,30 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The stand-in LRS binary, built once per test process beside this build's `lrsgate` (same
+/// target directory and profile). It is a workspace member of its own (`tests/standin-lrs`),
+/// and Cargo sets `CARGO_BIN_EXE_*` only for a package's own binaries.
+pub fn standin_bin() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile_dir = std::path::Path::new(env!("CARGO_BIN_EXE_lrsgate")).parent().expect("a target directory");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--locked", "-p", "standin-lrs", "--bin", "standin-lrs", "--profile", profile])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(profile_dir.parent().expect("a target directory"))
+            .status()
+            .expect("run cargo build for the stand-in LRS");
+        assert!(status.success(), "building the stand-in LRS failed");
+        profile_dir.join("standin-lrs")
+    })
+}
+
 /// A running stand-in LRS.
 pub struct StandIn {
     child: Child,
@@ -65,7 +89,7 @@ impl StandIn {
 
     /// A stand-in with extra arguments (`--cors`).
     pub fn start_with(extra: &[&str]) -> StandIn {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_standin-lrs"))
+        let mut child = Command::new(standin_bin())
             .args(["--listen", "127.0.0.1:0", "--credential", &format!("{LRS_USER}:{LRS_PASSWORD}")])
             .args(extra)
             .stdout(Stdio::piped())

@@ -9,7 +9,7 @@
 // fetch (error-code 1), another learner's statement with this token (403), a statement after
 // terminated (403) and after the grace period (401).
 //
-// Needs: target/debug/{lrsgate,standin-lrs} (built by `cargo test`), Debian's chromium, and
+// Needs: target/debug/{lrsgate,standin-lrs} (built by `cargo build --bins` in tests/run.sh), Debian's chromium, and
 // `npm ci` here. Run by tests/run.sh.
 
 import { test } from "node:test";
