@@ -374,12 +374,14 @@ type Loaded = (ServerConfig, lrsgate::tenant::TenantTable, std::sync::Arc<lrsgat
 fn load(config: &Path) -> Result<Loaded, String> {
     let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
     let health = server::balancers(&cfg);
-    let table = runtime()?.block_on(async {
-        match &cfg.database {
-            None => lrsgate::tenant::file::load_table(&cfg, &health).await,
-            Some(db) => lrsgate::tenant::postgres::load_table(&cfg, db, &health).await,
-        }
-    })?;
+    let table = runtime()?
+        .block_on(async {
+            match &cfg.database {
+                None => lrsgate::tenant::file::load_table(&cfg, &health).await,
+                Some(db) => lrsgate::tenant::postgres::load_table(&cfg, db, &health).await,
+            }
+        })
+        .map_err(|e| e.to_string())?;
     Ok((cfg, table, health))
 }
 

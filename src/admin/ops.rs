@@ -413,7 +413,7 @@ pub async fn put_certificate(
     key_pem: &str,
 ) -> Result<()> {
     let host = check_host(host)?;
-    CertifiedKey::parse(cert_pem, key_pem).map_err(invalid)?;
+    CertifiedKey::parse(cert_pem, key_pem).map_err(|e| invalid(e.to_string()))?;
     let owner = client.query_opt("SELECT tenant_id FROM tenant_hosts WHERE host = $1", &[&host]).await?;
     if owner.map(|r| r.get::<_, String>(0)).as_deref() != Some(tenant) {
         return Err(OpsError::NotFound(format!("tenant \"{tenant}\" has no host \"{host}\"")));
@@ -636,9 +636,11 @@ pub async fn update_settings(
     }
     tx.execute("UPDATE tenants SET updated_at = now() WHERE id = $1", &[&id]).await?;
     let ids = [id.to_owned()];
-    let loaded = crate::tenant::postgres::load_tenants(&tx, master, Some(&ids)).await.map_err(OpsError::Database)?;
+    let loaded = crate::tenant::postgres::load_tenants(&tx, master, Some(&ids))
+        .await
+        .map_err(|e| OpsError::Database(e.to_string()))?;
     for tenant in loaded {
-        let entry = tenant.entry.map_err(invalid)?;
+        let entry = tenant.entry.map_err(|e| invalid(e.to_string()))?;
         crate::config::tenants::validate_one(std::path::Path::new("postgres"), entry)
             .map_err(|e| invalid(e.to_string()))?;
     }

@@ -57,12 +57,13 @@ impl Audit {
 
 /// Record a config reload: one `config_applied` per tenant applied, one `config_rejected` (with
 /// why) per tenant refused.
-pub fn config_outcome(audit: &Audit, applied: &[String], refused: &[(String, String)]) {
+pub fn config_outcome(audit: &Audit, applied: &[String], refused: &[(String, crate::tenant::LoadError)]) {
     for tenant in applied {
         audit.record(AuditEvent::new(EventKind::ConfigApplied, Service::Config).tenant(tenant));
     }
     for (tenant, why) in refused {
-        audit.record(AuditEvent::new(EventKind::ConfigRejected, Service::Config).tenant(tenant).detail(why.as_str()));
+        audit
+            .record(AuditEvent::new(EventKind::ConfigRejected, Service::Config).tenant(tenant).detail(why.to_string()));
     }
 }
 

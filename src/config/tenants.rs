@@ -496,7 +496,7 @@ fn tls_spec(tenants_file: &Path, e: TlsEntry, hosts: &[HostName]) -> Result<TlsS
         (None, Some(path)) => read(&path)?,
         _ => return Err("give key_file or key_pem (one of them)".into()),
     };
-    crate::tenant::tls::CertifiedKey::parse(&cert_pem, &key_pem)?;
+    crate::tenant::tls::CertifiedKey::parse(&cert_pem, &key_pem).map_err(|e| e.to_string())?;
     Ok(TlsSpec { host, cert_pem, key_pem })
 }
 

@@ -12,7 +12,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{TenantStore, TenantTable};
+use super::{LoadError, TenantStore, TenantTable};
 use crate::config::server::ServerConfig;
 use crate::config::tenants;
 use crate::metrics;
@@ -21,12 +21,11 @@ use crate::metrics;
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Load the tenants file into a new table (used at start, by `check-config`, and on reload).
-pub async fn load_table(server: &ServerConfig, health: &Arc<Balancers>) -> Result<TenantTable, String> {
+pub async fn load_table(server: &ServerConfig, health: &Arc<Balancers>) -> Result<TenantTable, LoadError> {
     let path = server.tenants_file.clone();
     let specs = tokio::task::spawn_blocking(move || tenants::load(&path))
         .await
-        .map_err(|e| format!("loader task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LoadError::Task(e.to_string()))??;
     TenantTable::build(specs, server, health).await
 }
 

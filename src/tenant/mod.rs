@@ -5,6 +5,7 @@
 //! table is a persistent map: replacing one tenant shares every other entry with the previous
 //! table, so a one-tenant change at 100,000 tenants costs O(log n), not a copy of the table.
 
+pub mod error;
 pub mod file;
 pub mod postgres;
 pub mod snapshot_cache;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use crate::upstream::Balancers;
 use arc_swap::ArcSwap;
 
+pub use self::error::LoadError;
 use self::tls::CertifiedKey;
 use crate::auth::apikey::ApiKey;
 use crate::auth::keys::TenantKeys;
@@ -60,7 +62,7 @@ pub struct Tenant {
 impl Tenant {
     /// Build a tenant from its validated spec: keys, certificates, and its LRS node pool (DNS
     /// is resolved here, once per load).
-    pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
+    pub async fn build(spec: TenantSpec, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, LoadError> {
         let upstream = UpstreamPool::build(
             &spec.nodes,
             spec.lrs_username.as_str(),
@@ -69,10 +71,14 @@ impl Tenant {
             health,
         )
         .await
-        .map_err(|e| format!("tenant {}: {e}", spec.id))?;
+        .map_err(|error| LoadError::Upstream { tenant: spec.id.to_string(), error })?;
         let mut certificates = HashMap::with_capacity(spec.tls.len());
         for t in &spec.tls {
-            let key = CertifiedKey::parse(&t.cert_pem, &t.key_pem).map_err(|e| format!("tenant {}: {e}", spec.id))?;
+            let key = CertifiedKey::parse(&t.cert_pem, &t.key_pem).map_err(|error| LoadError::Certificate {
+                tenant: spec.id.to_string(),
+                host: t.host.to_string(),
+                error,
+            })?;
             certificates.insert(t.host.as_str().to_owned(), Arc::new(key));
         }
         Ok(Tenant {
@@ -129,11 +135,11 @@ impl TenantTable {
     }
 
     /// A table holding these tenants. A host served by two of them is refused.
-    pub fn from_tenants(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Result<Self, String> {
+    pub fn from_tenants(tenants: impl IntoIterator<Item = Arc<Tenant>>) -> Result<Self, LoadError> {
         let mut table = TenantTable::default();
         for tenant in tenants {
             if table.by_id.contains_key(&tenant.id) {
-                return Err(format!("tenant \"{}\" is defined twice", tenant.id));
+                return Err(LoadError::DuplicateTenant { tenant: tenant.id.clone() });
             }
             table = table.with_tenant(tenant)?;
         }
@@ -142,9 +148,9 @@ impl TenantTable {
 
     /// This table with `tenant` added, or replacing the tenant of the same id (its old hosts
     /// removed). Refused when one of its hosts is served by another tenant.
-    pub fn with_tenant(&self, tenant: Arc<Tenant>) -> Result<Self, String> {
+    pub fn with_tenant(&self, tenant: Arc<Tenant>) -> Result<Self, LoadError> {
         if let Some(host) = tenant.hosts.iter().find(|h| self.by_host.get(*h).is_some_and(|t| t.id != tenant.id)) {
-            return Err(format!("host \"{host}\" of tenant \"{}\" is served by another tenant", tenant.id));
+            return Err(LoadError::HostTaken { tenant: tenant.id.clone(), host: host.clone() });
         }
         let mut next = self.without_tenant(&tenant.id);
         for host in &tenant.hosts {
@@ -168,7 +174,11 @@ impl TenantTable {
     }
 
     /// Build every tenant of a validated config.
-    pub async fn build(specs: Vec<TenantSpec>, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Self, String> {
+    pub async fn build(
+        specs: Vec<TenantSpec>,
+        server: &ServerConfig,
+        health: &Arc<Balancers>,
+    ) -> Result<Self, LoadError> {
         let mut tenants = Vec::with_capacity(specs.len());
         for spec in specs {
             tenants.push(Arc::new(Tenant::build(spec, server, health).await?));
@@ -196,7 +206,52 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_host;
+    use super::*;
+    use crate::config::server::ServerFile;
+
+    /// Tenants built from a tenants file's text, each on its own hosts.
+    fn built(tenants: &[(&str, &str)]) -> Vec<Arc<Tenant>> {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerConfig::from_file(&dir.path().join("lrsgate.toml"), ServerFile::default()).unwrap();
+        let health = crate::server::balancers(&server);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tenants
+            .iter()
+            .map(|(id, host)| {
+                let file = dir.path().join(format!("{id}-{host}.toml"));
+                std::fs::write(
+                    &file,
+                    format!(
+                        "[[tenant]]\nid = '{id}'\nhosts = ['{host}']\n[tenant.upstream]\nnodes = ['http://127.0.0.1:9/xapi/']\n\
+                         username = 'u'\npassword = 'p'\n[tenant.signing]\nsecret = '0123456789abcdef0123456789abcdef'\n"
+                    ),
+                )
+                .unwrap();
+                let spec = crate::config::tenants::load(&file).unwrap().remove(0);
+                Arc::new(runtime.block_on(Tenant::build(spec, &server, &health)).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_table_refuses_a_taken_host_and_a_repeated_id_by_kind() {
+        let table = [
+            ("two_tenants", vec![("a", "a.test"), ("b", "b.test")], None),
+            ("host_taken", vec![("a", "a.test"), ("b", "a.test")], Some("host_taken")),
+            ("duplicate_id", vec![("a", "a.test"), ("a", "c.test")], Some("duplicate_tenant")),
+        ];
+        for (rule, tenants, want) in table {
+            let got = TenantTable::from_tenants(built(&tenants));
+            assert_eq!(got.as_ref().err().map(LoadError::kind), want, "{rule}");
+        }
+        let [a, b] = <[_; 2]>::try_from(built(&[("a", "a.test"), ("b", "a.test")])).ok().unwrap();
+        let with_a = TenantTable::from_tenants([a]).unwrap();
+        assert_eq!(
+            with_a.with_tenant(b).err(),
+            Some(LoadError::HostTaken { tenant: "b".into(), host: "a.test".into() }),
+            "names the tenant refused and the host"
+        );
+    }
 
     #[test]
     fn host_normalization() {

@@ -24,7 +24,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio_postgres::GenericClient;
 
-use super::{Tenant, TenantStore, TenantTable};
+use super::{LoadError, Tenant, TenantStore, TenantTable};
 use crate::clock::unix_now;
 use crate::config::server::{DatabaseSettings, ServerConfig};
 use crate::config::tenants::{
@@ -52,7 +52,7 @@ const SOURCE: &str = "postgres";
 /// unchanged tenant is not rebuilt on a resync).
 pub struct LoadedTenant {
     pub id: String,
-    pub entry: Result<TenantEntry, String>,
+    pub entry: Result<TenantEntry, LoadError>,
     pub fingerprint: u64,
     /// The rows as read, for the snapshot cache.
     pub(crate) rows: Rows,
@@ -103,10 +103,10 @@ pub async fn load_tenants(
     client: &impl GenericClient,
     master: &MasterKeys,
     ids: Option<&[String]>,
-) -> Result<Vec<LoadedTenant>, String> {
+) -> Result<Vec<LoadedTenant>, LoadError> {
     let filter: Option<Vec<String>> = ids.map(<[String]>::to_vec);
     let q = |sql: &str| sql.replace("$FILTER", "($1::text[] IS NULL OR tenant_id = ANY($1))");
-    let db = |e: tokio_postgres::Error| format!("loading tenants: {e}");
+    let db = |e: tokio_postgres::Error| LoadError::Database(e.to_string());
     let mut rows: HashMap<String, Rows> = HashMap::new();
     for r in client
         .query(
@@ -212,22 +212,22 @@ impl Rows {
 }
 
 /// A tenant's rows as the tenants file's entry, its secrets opened.
-fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, String> {
+fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, LoadError> {
+    let missing = |what| LoadError::Missing { tenant: id.to_owned(), what };
+    // Opens a sealed secret that must be text; `what` names it in the error.
+    let open_text = |what: String, place: &str, kid: &str, sealed: &[u8]| {
+        let secret = |detail: String| LoadError::Secret { tenant: id.to_owned(), what: what.clone(), detail };
+        let plain = master.open(place, kid, sealed).map_err(|e| secret(e.0))?;
+        String::from_utf8(plain).map_err(|_| secret("not UTF-8".into()))
+    };
     let (username, password_enc, password_kid) =
-        t.credential.ok_or_else(|| format!("tenant {id} has no LRS credential (lrs_credentials)"))?;
-    let password = master
-        .open(&place::lrs_password(id), &password_kid, &password_enc)
-        .map_err(|e| e.0)
-        .and_then(|p| String::from_utf8(p).map_err(|_| format!("tenant {id}: the LRS password is not UTF-8")))?;
-    let (secret_enc, secret_kid) = t.signing.ok_or_else(|| format!("tenant {id} has no active signing key"))?;
-    let secret = master
-        .open(&place::signing_secret(id), &secret_kid, &secret_enc)
-        .map_err(|e| e.0)
-        .and_then(|s| String::from_utf8(s).map_err(|_| format!("tenant {id}: the signing secret is not UTF-8")))?;
+        t.credential.ok_or_else(|| missing("LRS credential (lrs_credentials)"))?;
+    let password = open_text("the LRS password".into(), &place::lrs_password(id), &password_kid, &password_enc)?;
+    let (secret_enc, secret_kid) = t.signing.ok_or_else(|| missing("active signing key"))?;
+    let secret = open_text("the signing secret".into(), &place::signing_secret(id), &secret_kid, &secret_enc)?;
     let mut tls = Vec::with_capacity(t.certificates.len());
     for (host, cert_pem, key_enc, key_kid) in t.certificates {
-        let key = master.open(&place::tls_key(id, &host), &key_kid, &key_enc).map_err(|e| e.0)?;
-        let key_pem = String::from_utf8(key).map_err(|_| format!("tenant {id}: the TLS key of {host} is not PEM"))?;
+        let key_pem = open_text(format!("the TLS key of {host}"), &place::tls_key(id, &host), &key_kid, &key_enc)?;
         tls.push(TlsEntry { host, cert_pem: Some(cert_pem), key_pem: Some(key_pem), ..TlsEntry::default() });
     }
     let seconds = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
@@ -302,9 +302,9 @@ fn to_entry(id: &str, t: Rows, master: &MasterKeys) -> Result<TenantEntry, Strin
 }
 
 /// Validate and build a loaded tenant.
-async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Tenant, String> {
+async fn build(loaded: LoadedTenant, server: &ServerConfig, health: &Arc<Balancers>) -> Result<Tenant, LoadError> {
     let entry = loaded.entry?;
-    let spec = tenants::validate_one(Path::new(SOURCE), entry).map_err(|e| e.to_string())?;
+    let spec = tenants::validate_one(Path::new(SOURCE), entry)?;
     let mut tenant = Tenant::build(spec, server, health).await?;
     tenant.fingerprint = loaded.fingerprint;
     Ok(tenant)
@@ -364,7 +364,7 @@ pub async fn apply(
                 if let Some(old) = table.get(&tenant.id) {
                     next = next.with_tenant(old.clone()).unwrap_or(next);
                 }
-                outcome.refused.push((tenant.id.clone(), e.to_string()));
+                outcome.refused.push((tenant.id.clone(), e));
             }
         }
     }
@@ -375,7 +375,7 @@ pub async fn apply(
 #[derive(Debug, Default)]
 pub struct ConfigOutcome {
     pub applied: Vec<String>,
-    pub refused: Vec<(String, String)>,
+    pub refused: Vec<(String, LoadError)>,
 }
 
 /// Load every tenant into a new table (start-up, `check-config`).
@@ -383,15 +383,15 @@ pub async fn load_table(
     server: &ServerConfig,
     db: &DatabaseSettings,
     health: &Arc<Balancers>,
-) -> Result<TenantTable, String> {
+) -> Result<TenantTable, LoadError> {
     let loaded = match crate::db::connect(&db.url).await {
         Ok(client) => load_tenants(&client, &db.master_keys, None).await?,
         // Without the database, the sealed copy of the last good snapshot serves until it
         // returns; without a usable copy, starting is an error.
         Err(e) => {
-            let Some(path) = &db.snapshot_cache else { return Err(e) };
+            let Some(path) = &db.snapshot_cache else { return Err(LoadError::Database(e)) };
             let (read_at, rows) = super::snapshot_cache::read(path, &db.master_keys)
-                .map_err(|cache| format!("{e}; and no snapshot cache to start from: {cache}"))?;
+                .map_err(|cache| LoadError::NoSnapshot { database: e.clone(), cache })?;
             warn!(
                 "Postgres is unreachable ({e}): serving {} tenant(s) from the snapshot cache read {} s ago",
                 rows.len(),
@@ -496,7 +496,7 @@ impl PostgresSource {
     async fn reload(&self, ids: Option<&[String]>) -> Result<(), String> {
         let client = self.pool.get().await.map_err(|e| format!("database pool: {e}"))?;
         let client: &tokio_postgres::Client = &client;
-        let loaded = load_tenants(client, &self.db.master_keys, ids).await?;
+        let loaded = load_tenants(client, &self.db.master_keys, ids).await.map_err(|e| e.to_string())?;
         if let Some(cache) = &self.cache {
             cache.record(&loaded, ids);
         }

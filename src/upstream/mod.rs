@@ -80,14 +80,14 @@ impl Balancers {
     }
 
     /// The balancer for `specs`: the one already built for the same node set, or a new one.
-    pub async fn get(&self, specs: &[NodeSpec]) -> Result<Arc<Balancer>, String> {
+    pub async fn get(&self, specs: &[NodeSpec]) -> Result<Arc<Balancer>, UpstreamError> {
         // The lock is never held across an await (DNS), and is poisoned only by a panic.
-        let known = self.shared.lock().map_err(|_| "balancer cache poisoned")?.get(specs).and_then(Weak::upgrade);
+        let known = self.shared.lock().map_err(|_| UpstreamError::CachePoisoned)?.get(specs).and_then(Weak::upgrade);
         if let Some(balancer) = known {
             return Ok(balancer);
         }
         let balancer = Arc::new(Balancer::build(specs, &self.registry, self.probe_timeout).await?);
-        let mut shared = self.shared.lock().map_err(|_| "balancer cache poisoned")?;
+        let mut shared = self.shared.lock().map_err(|_| UpstreamError::CachePoisoned)?;
         shared.retain(|_, weak| weak.strong_count() > 0);
         shared.insert(specs.to_vec(), Arc::downgrade(&balancer));
         Ok(balancer)
@@ -96,20 +96,25 @@ impl Balancers {
 
 impl Balancer {
     /// Resolve the nodes and build the balancer. DNS is resolved here, once per build.
-    async fn build(specs: &[NodeSpec], health: &Arc<HealthRegistry>, probe_timeout: Duration) -> Result<Self, String> {
+    async fn build(
+        specs: &[NodeSpec],
+        health: &Arc<HealthRegistry>,
+        probe_timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
         let mut backends = std::collections::BTreeSet::new();
         let mut nodes = Vec::with_capacity(specs.len());
         let mut addresses = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let addrs = tokio::net::lookup_host((spec.host.as_str(), spec.port))
-                .await
-                .map_err(|e| format!("cannot resolve {}:{}: {e}", spec.host, spec.port))?;
+            let addrs = tokio::net::lookup_host((spec.host.as_str(), spec.port)).await.map_err(|e| {
+                UpstreamError::Resolve { host: spec.host.clone(), port: spec.port, detail: e.to_string() }
+            })?;
             let default_port = if spec.tls { 443 } else { 80 };
             let host_header =
                 if spec.port == default_port { spec.host.clone() } else { format!("{}:{}", spec.host, spec.port) };
             let probe = Probe::new(spec.probe, spec.tls, &spec.host, &host_header, &spec.base_path, probe_timeout);
             for addr in addrs {
-                let mut backend = Backend::new(&addr.to_string()).map_err(|e| e.to_string())?;
+                let mut backend = Backend::new(&addr.to_string())
+                    .map_err(|e| UpstreamError::Balancer(format!("backend {addr}: {e}")))?;
                 backend.weight = spec.weight.get() as usize;
                 backend.ext.insert(NodeIndex { node: i, slot: addresses.len() });
                 backend.ext.insert(probe.clone());
@@ -125,11 +130,34 @@ impl Balancer {
             }));
         }
         let lb = LoadBalancer::from_backends(Backends::new_with_health_registry(Static::new(backends), health.clone()));
-        lb.update().await.map_err(|e| format!("load balancer: {e}"))?;
+        lb.update().await.map_err(|e| UpstreamError::Balancer(e.to_string()))?;
         let passive = addresses.iter().map(|_| PassiveHealth::default()).collect();
         Ok(Balancer { lb, nodes, passive, addresses, retry_budget: RetryBudget::default() })
     }
 }
+
+/// Why a tenant's LRS nodes could not be made a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// A node's host name did not resolve.
+    Resolve { host: String, port: u16, detail: String },
+    /// Pingora's load balancer refused a backend or its first update.
+    Balancer(String),
+    /// A panic left the shared balancer cache poisoned.
+    CachePoisoned,
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Resolve { host, port, detail } => write!(f, "cannot resolve {host}:{port}: {detail}"),
+            UpstreamError::Balancer(detail) => write!(f, "load balancer: {detail}"),
+            UpstreamError::CachePoisoned => f.write_str("balancer cache poisoned"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
 
 /// A tenant's LRS nodes.
 pub struct UpstreamPool {
@@ -147,7 +175,7 @@ impl UpstreamPool {
         password: &str,
         timeouts: UpstreamTimeouts,
         balancers: &Balancers,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, UpstreamError> {
         Ok(UpstreamPool {
             balancer: balancers.get(specs).await?,
             authorization: format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))),
