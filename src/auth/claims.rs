@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::policy::{CourseActivities, CourseCatalog, Grant, LaunchMode, Scope};
 use crate::xapi::agent::{parse_actor, parse_agent, Actor};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
+use crate::xapi::strict_json::Json;
 
 /// The claims of a session token. `deny_unknown_fields` keeps token kinds apart: a claim set
 /// shaped for another kind (LMS client, admin) does not deserialize as a session.
@@ -62,7 +63,7 @@ impl SessionClaims {
     /// `courses` is the tenant's course catalog: the course scope's activities come from the
     /// token's own list, else from the course structure registered for its `course_id`.
     pub fn grant(&self, courses: &CourseCatalog) -> Result<Grant, BadPayload> {
-        let actor = parse_agent(&self.actor).map_err(|_| BadPayload)?;
+        let actor = parse_agent(&Json::from_value(&self.actor)).map_err(|_| BadPayload)?;
         let registration = parse_uuid(&self.registration).ok_or(BadPayload)?;
         let iris = std::iter::once(&self.activity_id).chain(&self.publisher_id).chain(&self.course_activities);
         if iris.into_iter().any(|iri| !is_absolute_iri(iri)) || self.session_id.is_empty() {
@@ -75,7 +76,7 @@ impl SessionClaims {
         }
         let group = match &self.group {
             None => None,
-            Some(value) => match parse_actor(value) {
+            Some(value) => match parse_actor(&Json::from_value(value)) {
                 Ok(Actor::Group { ifi: Some(ifi), .. }) => Some(ifi),
                 _ => return Err(BadPayload),
             },

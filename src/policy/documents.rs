@@ -50,7 +50,7 @@ impl Access {
 
 /// The `agent` parameter must name the token's learner; returns its canonical form.
 fn own_agent(grant: &Grant, value: &str) -> Result<String, PolicyDenial> {
-    let json = strict_json::parse(value.as_bytes()).map_err(|_| PolicyDenial::InvalidParameter("agent"))?;
+    let json = strict_json::parse_borrowed(value.as_bytes()).map_err(|_| PolicyDenial::InvalidParameter("agent"))?;
     let ifi = parse_agent(&json).map_err(|_| PolicyDenial::InvalidParameter("agent"))?;
     if ifi != grant.actor {
         return Err(PolicyDenial::QueryOutOfScope("agent"));

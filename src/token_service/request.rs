@@ -11,7 +11,7 @@ use crate::policy::{CourseCatalog, LaunchMode, Scope};
 use crate::session::store::EndReason;
 use crate::xapi::agent::{parse_actor, parse_agent, Actor, AgentError, Ifi};
 use crate::xapi::iri::{is_absolute_iri, parse_uuid};
-use crate::xapi::strict_json::{self, JsonError};
+use crate::xapi::strict_json::{self, Json, JsonError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,7 +132,7 @@ impl TokenRequest {
         let value = strict_json::parse(body).map_err(TokenRequestError::Json)?;
         let raw: TokenRequestBody =
             serde_json::from_value(value).map_err(|e| TokenRequestError::Shape(e.to_string()))?;
-        let actor = parse_agent(&raw.actor).map_err(TokenRequestError::Actor)?;
+        let actor = parse_agent(&Json::from_value(&raw.actor)).map_err(TokenRequestError::Actor)?;
         let registration = parse_uuid(&raw.registration).ok_or(TokenRequestError::Registration)?;
         if !is_absolute_iri(&raw.activity_id) {
             return Err(TokenRequestError::ActivityId);
@@ -150,7 +150,7 @@ impl TokenRequest {
         }
         let group = match &raw.group {
             None => None,
-            Some(group) => match parse_actor(group) {
+            Some(group) => match parse_actor(&Json::from_value(group)) {
                 // Membership is the LMS's word: it must list the learner (by IFI) among the members.
                 Ok(Actor::Group { ifi: Some(ifi), members }) if members.contains(&actor) => Some(ifi),
                 Ok(Actor::Group { ifi: Some(_), .. }) => {
@@ -275,7 +275,9 @@ impl EndRequest {
             (Some(id), None, None) if valid_session_id(&id) => EndTarget::Session(id),
             (Some(_), None, None) => return Err(TokenRequestError::SessionId),
             (None, Some(jti), None) if valid_session_id(&jti) => EndTarget::Token(jti),
-            (None, None, Some(agent)) => EndTarget::Learner(parse_agent(&agent).map_err(TokenRequestError::Actor)?),
+            (None, None, Some(agent)) => {
+                EndTarget::Learner(parse_agent(&Json::from_value(&agent)).map_err(TokenRequestError::Actor)?)
+            }
             _ => {
                 return Err(TokenRequestError::Shape(
                     "give exactly one of session_id, jti (one token) or learner (an Agent)".into(),

@@ -9,6 +9,7 @@ use std::fmt;
 use serde_json::{json, Map, Value};
 
 use super::iri::is_absolute_iri;
+use super::strict_json::{Json, Object};
 
 /// One Inverse Functional Identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,7 +99,7 @@ impl Ifi {
 }
 
 /// Parse an Agent (objectType absent or `Agent`) with exactly one IFI.
-pub fn parse_agent(value: &Value) -> Result<Ifi, AgentError> {
+pub fn parse_agent(value: &Json<'_>) -> Result<Ifi, AgentError> {
     match parse_actor(value)? {
         Actor::Agent(ifi) => Ok(ifi),
         Actor::Group { .. } => Err(AgentError::BadObjectType),
@@ -106,19 +107,19 @@ pub fn parse_agent(value: &Value) -> Result<Ifi, AgentError> {
 }
 
 /// Parse an Agent or a Group in an actor-like position.
-pub fn parse_actor(value: &Value) -> Result<Actor, AgentError> {
+pub fn parse_actor(value: &Json<'_>) -> Result<Actor, AgentError> {
     let obj = value.as_object().ok_or(AgentError::NotAnObject)?;
     let is_group = match obj.get("objectType") {
         None => false,
-        Some(Value::String(t)) if t == "Agent" => false,
-        Some(Value::String(t)) if t == "Group" => true,
+        Some(Json::Str(t)) if t == "Agent" => false,
+        Some(Json::Str(t)) if t == "Group" => true,
         Some(_) => return Err(AgentError::BadObjectType),
     };
     for key in obj.keys() {
-        let known = matches!(key.as_str(), "objectType" | "name" | "mbox" | "mbox_sha1sum" | "openid" | "account")
+        let known = matches!(key, "objectType" | "name" | "mbox" | "mbox_sha1sum" | "openid" | "account")
             || (is_group && key == "member");
         if !known {
-            return Err(AgentError::UnknownProperty(key.clone()));
+            return Err(AgentError::UnknownProperty(key.to_owned()));
         }
     }
     if obj.get("name").is_some_and(|n| !n.is_string()) {
@@ -131,7 +132,7 @@ pub fn parse_actor(value: &Value) -> Result<Actor, AgentError> {
     let members = match obj.get("member") {
         None if ifi.is_some() => Vec::new(),
         None => return Err(AgentError::MissingMembers),
-        Some(Value::Array(list)) => {
+        Some(Json::Array(list)) => {
             if ifi.is_none() && list.is_empty() {
                 return Err(AgentError::MissingMembers);
             }
@@ -148,7 +149,7 @@ pub fn parse_actor(value: &Value) -> Result<Actor, AgentError> {
 }
 
 /// The object's single IFI, `None` if it has none; two or more is an error.
-fn parse_ifi(obj: &Map<String, Value>) -> Result<Option<Ifi>, AgentError> {
+fn parse_ifi(obj: &Object<'_>) -> Result<Option<Ifi>, AgentError> {
     let mut found = None;
     let mut count = 0;
     if let Some(v) = obj.get("mbox") {
@@ -176,7 +177,7 @@ fn parse_ifi(obj: &Map<String, Value>) -> Result<Option<Ifi>, AgentError> {
     Ok(found)
 }
 
-fn parse_account(v: &Value) -> Option<Ifi> {
+fn parse_account(v: &Json<'_>) -> Option<Ifi> {
     let acc = v.as_object()?;
     if acc.len() != 2 {
         return None;
@@ -189,6 +190,15 @@ fn parse_account(v: &Value) -> Option<Ifi> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The tables below are written as `serde_json` values; the parsers read a borrowed tree.
+    fn parse_actor(v: &Value) -> Result<Actor, AgentError> {
+        super::parse_actor(&Json::from_value(v))
+    }
+
+    fn parse_agent(v: &Value) -> Result<Ifi, AgentError> {
+        super::parse_agent(&Json::from_value(v))
+    }
 
     fn agent(v: Value) -> Result<Ifi, AgentError> {
         parse_agent(&v)

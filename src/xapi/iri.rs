@@ -13,7 +13,21 @@ pub fn is_absolute_iri(s: &str) -> bool {
     let mut chars = scheme.chars();
     let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    scheme_ok && !rest.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    scheme_ok && !rest.is_empty() && !has_space_or_control(s)
+}
+
+/// Any whitespace or control character. Every ASCII one is at or below a space, or DEL; only
+/// text with non-ASCII characters needs decoding (for NEL, NBSP, the C1 controls, …).
+fn has_space_or_control(s: &str) -> bool {
+    if s.is_ascii() {
+        return s.bytes().any(|b| b <= b' ' || b == 0x7f);
+    }
+    s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The first of `set` in `s`, by byte (every member is ASCII, so the index is a char boundary).
+fn find_any(s: &str, set: &[u8]) -> Option<usize> {
+    s.bytes().position(|b| set.contains(&b))
 }
 
 /// The form in which two IRIs that RFC 3986 §6.2.2–6.2.3 calls equivalent are equal: scheme
@@ -28,12 +42,12 @@ pub fn comparison_form(iri: &str) -> Cow<'_, str> {
     let scheme_normal = !scheme.bytes().any(|b| b.is_ascii_uppercase());
     let (authority, path_and_more) = match rest.strip_prefix("//") {
         Some(after) => {
-            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            let end = find_any(after, b"/?#").unwrap_or(after.len());
             (Some(&after[..end]), &after[end..])
         }
         None => (None, rest),
     };
-    let path_end = path_and_more.find(['?', '#']).unwrap_or(path_and_more.len());
+    let path_end = find_any(path_and_more, b"?#").unwrap_or(path_and_more.len());
     let (path, tail) = path_and_more.split_at(path_end);
     let http = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
     let authority_normal = authority.is_none_or(|a| {
@@ -41,8 +55,9 @@ pub fn comparison_form(iri: &str) -> Cow<'_, str> {
         !host_port.bytes().any(|b| b.is_ascii_uppercase()) && !has_default_or_empty_port(scheme, host_port)
     });
     let empty_http_path = http && authority.is_some() && path.is_empty();
-    let dot_segments = path.split('/').any(|seg| seg == "." || seg == "..");
-    let path_normal = !(empty_http_path || dot_segments || path.contains('%') || tail.contains('%'));
+    // A dot segment needs a '.', an escape a '%': most IRIs have neither past the authority.
+    let dot_segments = path.contains('.') && path.split('/').any(|seg| seg == "." || seg == "..");
+    let path_normal = !(empty_http_path || dot_segments || path_and_more.contains('%'));
     if scheme_normal && authority_normal && path_normal {
         return Cow::Borrowed(iri);
     }
@@ -165,6 +180,13 @@ mod tests {
             assert!(is_absolute_iri(ok), "{ok}");
         }
         for bad in ["", "example.com", ":x", "1http://x", "http:", "http://a b", "ht tp://x"] {
+            assert!(!is_absolute_iri(bad), "{bad}");
+        }
+        // Controls and whitespace in ASCII and beyond: tab, DEL, NBSP, NEL, a C1 control,
+        // ideographic space, each beside a non-ASCII letter too.
+        for bad in
+            ["http://a\tb", "http://a\u{7f}", "http://ä\u{a0}b", "http://a\u{85}", "http://a\u{9b}", "http://ä\u{3000}"]
+        {
             assert!(!is_absolute_iri(bad), "{bad}");
         }
     }

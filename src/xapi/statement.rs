@@ -5,13 +5,12 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::agent::{parse_actor, Actor, AgentError, Ifi};
 use super::cmi5;
 use super::iri::{is_absolute_iri, parse_uuid};
-use super::strict_json::{self, JsonError};
+use super::strict_json::{self, Json, JsonError, Object};
 
 /// The verb that voids another statement.
 pub const VERB_VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
@@ -122,11 +121,11 @@ const SUBSTATEMENT_KEYS: &[&str] =
 
 /// Parse a statement request body: one statement or a non-empty array of them.
 pub fn parse_body(bytes: &[u8]) -> Result<Vec<Statement>, BodyError> {
-    let value = strict_json::parse(bytes).map_err(BodyError::Json)?;
+    let value = strict_json::parse_borrowed(bytes).map_err(BodyError::Json)?;
     match &value {
-        Value::Object(_) => Ok(vec![parse_one(&value).map_err(|error| BodyError::Statement { index: 0, error })?]),
-        Value::Array(items) if items.is_empty() => Err(BodyError::EmptyBatch),
-        Value::Array(items) => items
+        Json::Object(_) => Ok(vec![parse_one(&value).map_err(|error| BodyError::Statement { index: 0, error })?]),
+        Json::Array(items) if items.is_empty() => Err(BodyError::EmptyBatch),
+        Json::Array(items) => items
             .iter()
             .enumerate()
             .map(|(index, item)| parse_one(item).map_err(|error| BodyError::Statement { index, error }))
@@ -135,7 +134,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Vec<Statement>, BodyError> {
     }
 }
 
-fn parse_one(value: &Value) -> Result<Statement, StatementError> {
+fn parse_one(value: &Json<'_>) -> Result<Statement, StatementError> {
     let obj = value.as_object().ok_or(StatementError::NotAnObject)?;
     refuse_unknown(obj, STATEMENT_KEYS)?;
     let id = match obj.get("id") {
@@ -178,7 +177,7 @@ struct ContextFacts {
     team: Option<Ifi>,
 }
 
-fn parse_context(context: &Value) -> Result<ContextFacts, StatementError> {
+fn parse_context(context: &Json<'_>) -> Result<ContextFacts, StatementError> {
     let ctx = context.as_object().ok_or(StatementError::Invalid("context"))?;
     let mut facts = ContextFacts::default();
     if let Some(v) = ctx.get("registration") {
@@ -187,8 +186,8 @@ fn parse_context(context: &Value) -> Result<ContextFacts, StatementError> {
     }
     if let Some(activities) = ctx.get("contextActivities") {
         let activities = activities.as_object().ok_or(StatementError::Invalid("context.contextActivities"))?;
-        for (kind, value) in activities {
-            let at = match kind.as_str() {
+        for (kind, value) in activities.iter() {
+            let at = match kind {
                 "parent" => "context.contextActivities.parent",
                 "grouping" => "context.contextActivities.grouping",
                 "category" => "context.contextActivities.category",
@@ -197,12 +196,12 @@ fn parse_context(context: &Value) -> Result<ContextFacts, StatementError> {
             };
             // A single Activity object or an array of them (Data §2.4.6.2).
             let items = match value {
-                Value::Array(items) => items.as_slice(),
+                Json::Array(items) => items.as_slice(),
                 single => std::slice::from_ref(single),
             };
             for item in items {
                 let id = activity_id(item).ok_or(StatementError::Invalid(at))?;
-                match kind.as_str() {
+                match kind {
                     "grouping" => facts.grouping.push(id.to_owned()),
                     "category" if cmi5::is_cmi5_category(id) => facts.cmi5_defined = true,
                     _ => {}
@@ -228,9 +227,9 @@ fn parse_context(context: &Value) -> Result<ContextFacts, StatementError> {
 }
 
 /// The id of an Activity in a context activity list.
-fn activity_id(value: &Value) -> Option<&str> {
+fn activity_id<'v>(value: &'v Json<'_>) -> Option<&'v str> {
     let obj = value.as_object()?;
-    if obj.get("objectType").is_some_and(|t| t != "Activity") {
+    if obj.get("objectType").is_some_and(|t| t.as_str() != Some("Activity")) {
         return None;
     }
     obj.get("id")?.as_str().filter(|id| is_absolute_iri(id))
@@ -238,7 +237,7 @@ fn activity_id(value: &Value) -> Option<&str> {
 
 /// The parts statements and SubStatements share: actor, verb, object, context agents.
 fn parse_core(
-    obj: &Map<String, Value>,
+    obj: &Object<'_>,
     actor_at: &'static str,
     object_at: &'static str,
 ) -> Result<SubStatement, StatementError> {
@@ -248,7 +247,7 @@ fn parse_core(
         .get("verb")
         .ok_or(StatementError::Missing("verb"))?
         .get("id")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .filter(|s| is_absolute_iri(s))
         .ok_or(StatementError::Invalid("verb.id"))?
         .to_owned();
@@ -256,7 +255,7 @@ fn parse_core(
     Ok(SubStatement { actor, verb_id, object })
 }
 
-fn parse_object(value: &Value, at: &'static str) -> Result<StatementObject, StatementError> {
+fn parse_object(value: &Json<'_>, at: &'static str) -> Result<StatementObject, StatementError> {
     let obj = value.as_object().ok_or(StatementError::Invalid("object"))?;
     let kind = match obj.get("objectType") {
         None => "Activity",
@@ -264,14 +263,14 @@ fn parse_object(value: &Value, at: &'static str) -> Result<StatementObject, Stat
     };
     match kind {
         "Activity" => {
-            let id = obj.get("id").and_then(Value::as_str).filter(|s| is_absolute_iri(s));
+            let id = obj.get("id").and_then(Json::as_str).filter(|s| is_absolute_iri(s));
             Ok(StatementObject::Activity { id: id.ok_or(StatementError::Invalid("object.id"))?.to_owned() })
         }
         "Agent" | "Group" => {
             Ok(StatementObject::Agent(parse_actor(value).map_err(|error| StatementError::Agent { at, error })?))
         }
         "StatementRef" => {
-            let id = obj.get("id").and_then(Value::as_str).and_then(parse_uuid);
+            let id = obj.get("id").and_then(Json::as_str).and_then(parse_uuid);
             Ok(StatementObject::StatementRef { id: id.ok_or(StatementError::Invalid("object.id"))? })
         }
         "SubStatement" if at == "object" => {
@@ -290,7 +289,7 @@ fn parse_object(value: &Value, at: &'static str) -> Result<StatementObject, Stat
 }
 
 /// Validates `instructor` and `team`; returns the team's IFI when it is an identified Group.
-fn check_context_agents(ctx: &Map<String, Value>) -> Result<Option<Ifi>, StatementError> {
+fn check_context_agents(ctx: &Object<'_>) -> Result<Option<Ifi>, StatementError> {
     if let Some(instructor) = ctx.get("instructor") {
         parse_actor(instructor).map_err(|error| StatementError::Agent { at: "context.instructor", error })?;
     }
@@ -303,9 +302,9 @@ fn check_context_agents(ctx: &Map<String, Value>) -> Result<Option<Ifi>, Stateme
     }
 }
 
-fn refuse_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), StatementError> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(StatementError::UnknownProperty(k.clone())),
+fn refuse_unknown(obj: &Object<'_>, known: &[&str]) -> Result<(), StatementError> {
+    match obj.keys().find(|k| !known.contains(k)) {
+        Some(k) => Err(StatementError::UnknownProperty(k.to_owned())),
         None => Ok(()),
     }
 }
@@ -314,7 +313,7 @@ fn refuse_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), Statem
 mod tests {
     use super::*;
     use crate::xapi::agent::Ifi;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn stmt() -> Value {
         json!({

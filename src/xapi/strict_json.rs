@@ -1,12 +1,19 @@
-//! Strict JSON: a `serde_json::Value` parser that refuses a key used twice in any object.
+//! Strict JSON: a parser that refuses a key used twice in any object.
 //!
 //! xAPI leaves duplicate keys undefined (Data §2.2), so the LRS may read the last `actor` while a
 //! lenient checker read the first. Refusing them makes the proxy and the LRS see one statement.
+//!
+//! The judged paths (statement bodies and answers, `agent` parameters) read a borrowed tree,
+//! [`Json`]: its strings are slices of the body wherever the text has no escapes, and an object
+//! is its entries in order, so a 1 KB statement costs a few allocations instead of one per
+//! key and string. [`parse`] gives a `serde_json::Value` for the few callers that deserialize
+//! into their own types (token requests), after the same strict check.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Why a body is not strict JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +35,105 @@ impl fmt::Display for JsonError {
 
 const DUPLICATE_MARK: &str = "lrsgate-duplicate-key:";
 
-/// Parse `bytes` as one JSON value, refusing duplicate keys at any depth.
-pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
+/// A JSON value borrowed from the text it was parsed from. Numbers are only told apart from
+/// other kinds: nothing lrsgate judges reads a number's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number,
+    Str(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Object<'a>),
+}
+
+/// A JSON object: its entries in document order, keys unique (checked when parsed). Lookups
+/// are a scan, which for the handful of keys an xAPI object has is faster than hashing; every
+/// caller looks up a fixed number of keys, so a hostile object with many keys costs linear time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Object<'a> {
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> Json<'a> {
+    pub fn as_object(&self) -> Option<&Object<'a>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Json<'a>]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Json::Str(_))
+    }
+
+    /// `self[key]` for an object, `None` for anything else.
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.as_object()?.get(key)
+    }
+
+    /// A view of an already parsed `serde_json::Value` (token claims, token requests), so one
+    /// judging code reads both.
+    pub fn from_value(value: &'a Value) -> Json<'a> {
+        match value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(_) => Json::Number,
+            Value::String(s) => Json::Str(Cow::Borrowed(s)),
+            Value::Array(items) => Json::Array(items.iter().map(Json::from_value).collect()),
+            Value::Object(map) => Json::Object(Object(
+                map.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v))).collect(),
+            )),
+        }
+    }
+}
+
+/// Parse `bytes` as one JSON value into a borrowed tree, refusing duplicate keys at any depth.
+pub fn parse_borrowed(bytes: &[u8]) -> Result<Json<'_>, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue.deserialize(&mut de).map_err(classify)?;
+    let value = JsonSeed.deserialize(&mut de).map_err(classify)?;
     de.end().map_err(classify)?;
     Ok(value)
+}
+
+/// Parse `bytes` as one JSON value, refusing duplicate keys at any depth.
+pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
+    parse_borrowed(bytes)?;
+    serde_json::from_slice(bytes).map_err(classify)
 }
 
 fn classify(e: serde_json::Error) -> JsonError {
@@ -45,68 +145,112 @@ fn classify(e: serde_json::Error) -> JsonError {
     }
 }
 
-struct StrictValue;
+/// The first key of `entries` that an earlier entry already has. Pairwise for the small
+/// objects xAPI uses; sorted (n log n) past that, so a hostile object is not quadratic.
+fn repeated_key<'e>(entries: &'e [(Cow<'_, str>, Json<'_>)]) -> Option<&'e str> {
+    const PAIRWISE_UP_TO: usize = 16;
+    if entries.len() <= PAIRWISE_UP_TO {
+        return entries
+            .iter()
+            .enumerate()
+            .find(|(i, (key, _))| entries[..*i].iter().any(|(seen, _)| seen == key))
+            .map(|(_, (key, _))| key.as_ref());
+    }
+    let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2).find(|pair| pair[0] == pair[1]).map(|pair| pair[0])
+}
 
-impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
+struct JsonSeed;
+
+impl<'de> DeserializeSeed<'de> for JsonSeed {
+    type Value = Json<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
+        d.deserialize_any(JsonVisitor)
     }
 }
 
-struct StrictVisitor;
+struct JsonVisitor;
 
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, _: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number)
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, _: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number)
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    fn visit_f64<E>(self, _: f64) -> Result<Json<'de>, E> {
+        Ok(Json::Number)
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v)))
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(StrictValue)? {
+        while let Some(item) = seq.next_element_seed(JsonSeed)? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Ok(Json::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // One walk of the map per key (a lookup, then an insert, would be two).
-            match object.entry(key) {
-                serde_json::map::Entry::Occupied(seen) => {
-                    return Err(de::Error::custom(format_args!("{DUPLICATE_MARK}{}", seen.key())));
-                }
-                serde_json::map::Entry::Vacant(slot) => {
-                    slot.insert(map.next_value_seed(StrictValue)?);
-                }
-            }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            entries.push((key, map.next_value_seed(JsonSeed)?));
         }
-        Ok(Value::Object(object))
+        if let Some(key) = repeated_key(&entries) {
+            return Err(de::Error::custom(format_args!("{DUPLICATE_MARK}{key}")));
+        }
+        Ok(Json::Object(Object(entries)))
+    }
+}
+
+/// An object key, borrowed from the text when it has no escapes (`Cow`'s own `Deserialize`
+/// always copies).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -141,6 +285,35 @@ mod tests {
         assert!(matches!(parse(br#"{} {}"#), Err(JsonError::Syntax(_))));
         assert!(matches!(parse(b"{\"a\":"), Err(JsonError::Syntax(_))));
         assert!(matches!(parse(b"\xff"), Err(JsonError::Syntax(_))));
+    }
+
+    #[test]
+    fn the_borrowed_tree_borrows_plain_text_and_decodes_escapes() {
+        // Keys in sorted order, as a `Value`'s map keeps them, so the two trees compare equal.
+        let text = br#"{"esc\u0061ped":"x\ny","n":[1,-2.5e3,true,null],"plain":"abc"}"#;
+        let tree = parse_borrowed(text).unwrap();
+        let obj = tree.as_object().unwrap();
+        assert_eq!(obj.keys().collect::<Vec<_>>(), ["escaped", "n", "plain"]);
+        assert!(matches!(obj.get("plain"), Some(Json::Str(Cow::Borrowed("abc")))), "no copy without escapes");
+        assert_eq!(obj.get("escaped").and_then(Json::as_str), Some("x\ny"));
+        assert_eq!(
+            obj.get("n").and_then(Json::as_array),
+            Some(&[Json::Number, Json::Number, Json::Bool(true), Json::Null][..])
+        );
+        let unsorted = parse_borrowed(br#"{"b":1,"a":2}"#).unwrap();
+        assert_eq!(unsorted.as_object().unwrap().keys().collect::<Vec<_>>(), ["b", "a"], "in document order");
+        let value: Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(Json::from_value(&value), tree, "a Value viewed is the same tree");
+    }
+
+    #[test]
+    fn a_key_repeated_in_a_large_object_is_found_and_an_escaped_twin_counts() {
+        let mut keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(parse_borrowed(format!("{{{}}}", keys.join(",")).as_bytes()).is_ok());
+        keys.push("\"k7\":0".into());
+        let e = parse_borrowed(format!("{{{}}}", keys.join(",")).as_bytes()).unwrap_err();
+        assert_eq!(e, JsonError::DuplicateKey("k7".into()));
+        assert_eq!(parse_borrowed(br#"{"ab":1,"\u0061b":2}"#), Err(JsonError::DuplicateKey("ab".into())));
     }
 
     #[test]
