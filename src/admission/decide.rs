@@ -287,7 +287,6 @@ mod tests {
 
     use super::*;
     use crate::auth::claims::{Permissions, SessionClaims};
-    use crate::config::server::{ServerConfig, ServerFile};
     use crate::policy::grant::{test_grant, TEST_SESSION_ID};
     use crate::policy::Scope;
 
@@ -298,19 +297,7 @@ mod tests {
     const STATEMENT_ID: &str = "6690e6c9-3ef0-4ed3-8b37-7f3964730bee";
 
     fn tenant() -> Tenant {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("tenants.toml");
-        std::fs::write(
-            &file,
-            "[[tenant]]\nid = 'acme'\nhosts = ['acme.test']\n[tenant.upstream]\nnodes = ['http://127.0.0.1:9/xapi/']\n\
-             username = 'u'\npassword = 'p'\n[tenant.signing]\nsecret = '0123456789abcdef0123456789abcdef'\n",
-        )
-        .unwrap();
-        let spec = crate::config::tenants::load(&file).unwrap().remove(0);
-        let server = ServerConfig::from_file(&dir.path().join("lrsgate.toml"), ServerFile::default()).unwrap();
-        let health = crate::server::balancers(&server);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(Tenant::build(spec, &server, &health)).unwrap()
+        Tenant::for_tests("acme", "acme.test")
     }
 
     fn verified(write: Scope, read: Scope) -> Verified {

@@ -300,12 +300,7 @@ mod tests {
     type ReadWant = Result<&'static [&'static str], PolicyDenial>;
     use crate::policy::course::CourseActivities;
     use crate::policy::grant::TEST_SESSION_ID;
-    use crate::xapi::agent::Ifi;
-
-    // The tables are written as `serde_json` values; the parser reads a borrowed tree.
-    fn parse_agent(v: &Value) -> Result<Ifi, crate::xapi::agent::AgentError> {
-        crate::xapi::agent::parse_agent(&crate::xapi::strict_json::Json::from_value(v))
-    }
+    use crate::xapi::agent::{parse_agent_value as parse_agent, Ifi};
     use crate::xapi::query::{encode, parse, STATEMENT_GET_PARAMS};
     use crate::xapi::statement::parse_body;
     use serde_json::{json, Value};

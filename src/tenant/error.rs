@@ -35,7 +35,7 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// A stable word for the kind, for log fields and tests.
+    /// A stable word for the kind: the `kind` field of a refused tenant's log line.
     pub fn kind(&self) -> &'static str {
         match self {
             LoadError::Invalid(_) => "invalid",

@@ -104,6 +104,31 @@ impl Tenant {
     }
 }
 
+#[cfg(test)]
+impl Tenant {
+    /// A tenant `id` on `host` from a minimal tenants file (its LRS node unreachable), built
+    /// the way a source builds one: for tests of what is decided with a tenant in hand.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn for_tests(id: &str, host: &str) -> Tenant {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenants.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[tenant]]\nid = '{id}'\nhosts = ['{host}']\n[tenant.upstream]\nnodes = ['http://127.0.0.1:9/xapi/']\n\
+                 username = 'u'\npassword = 'p'\n[tenant.signing]\nsecret = '0123456789abcdef0123456789abcdef'\n"
+            ),
+        )
+        .unwrap();
+        let spec = crate::config::tenants::load(&file).unwrap().remove(0);
+        let file = dir.path().join("lrsgate.toml");
+        let server = ServerConfig::from_file(&file, crate::config::server::ServerFile::default()).unwrap();
+        let health = crate::server::balancers(&server);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(Tenant::build(spec, &server, &health)).unwrap()
+    }
+}
+
 /// Host name → tenant, for one config generation.
 #[derive(Default, Clone)]
 pub struct TenantTable {
@@ -207,30 +232,9 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::server::ServerFile;
 
-    /// Tenants built from a tenants file's text, each on its own hosts.
     fn built(tenants: &[(&str, &str)]) -> Vec<Arc<Tenant>> {
-        let dir = tempfile::tempdir().unwrap();
-        let server = ServerConfig::from_file(&dir.path().join("lrsgate.toml"), ServerFile::default()).unwrap();
-        let health = crate::server::balancers(&server);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        tenants
-            .iter()
-            .map(|(id, host)| {
-                let file = dir.path().join(format!("{id}-{host}.toml"));
-                std::fs::write(
-                    &file,
-                    format!(
-                        "[[tenant]]\nid = '{id}'\nhosts = ['{host}']\n[tenant.upstream]\nnodes = ['http://127.0.0.1:9/xapi/']\n\
-                         username = 'u'\npassword = 'p'\n[tenant.signing]\nsecret = '0123456789abcdef0123456789abcdef'\n"
-                    ),
-                )
-                .unwrap();
-                let spec = crate::config::tenants::load(&file).unwrap().remove(0);
-                Arc::new(runtime.block_on(Tenant::build(spec, &server, &health)).unwrap())
-            })
-            .collect()
+        tenants.iter().map(|(id, host)| Arc::new(Tenant::for_tests(id, host))).collect()
     }
 
     #[test]

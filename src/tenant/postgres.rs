@@ -342,7 +342,7 @@ pub async fn apply(
             Ok(t) => built.push(Arc::new(t)),
             Err(e) => {
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
-                error!("tenant {id} refused; its running version stays: {e}");
+                error!(tenant = id.as_str(), kind = e.kind(); "tenant {id} refused; its running version stays: {e}");
                 outcome.refused.push((id, e));
             }
         }
@@ -360,7 +360,7 @@ pub async fn apply(
             }
             Err(e) => {
                 metrics::CONFIG_RELOADS.with_label_values(&["rejected"]).inc();
-                error!("tenant {} refused; its running version stays: {e}", tenant.id);
+                error!(tenant = tenant.id.as_str(), kind = e.kind(); "tenant {} refused; its running version stays: {e}", tenant.id);
                 if let Some(old) = table.get(&tenant.id) {
                     next = next.with_tenant(old.clone()).unwrap_or(next);
                 }

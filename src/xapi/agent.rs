@@ -106,6 +106,12 @@ pub fn parse_agent(value: &Json<'_>) -> Result<Ifi, AgentError> {
     }
 }
 
+/// [`parse_agent`] of a `serde_json` value, for tables written with `json!`.
+#[cfg(test)]
+pub(crate) fn parse_agent_value(value: &Value) -> Result<Ifi, AgentError> {
+    parse_agent(&Json::from_value(value))
+}
+
 /// Parse an Agent or a Group in an actor-like position.
 pub fn parse_actor(value: &Json<'_>) -> Result<Actor, AgentError> {
     let obj = value.as_object().ok_or(AgentError::NotAnObject)?;
@@ -191,13 +197,11 @@ fn parse_account(v: &Json<'_>) -> Option<Ifi> {
 mod tests {
     use super::*;
 
+    use super::parse_agent_value as parse_agent;
+
     // The tables below are written as `serde_json` values; the parsers read a borrowed tree.
     fn parse_actor(v: &Value) -> Result<Actor, AgentError> {
         super::parse_actor(&Json::from_value(v))
-    }
-
-    fn parse_agent(v: &Value) -> Result<Ifi, AgentError> {
-        super::parse_agent(&Json::from_value(v))
     }
 
     fn agent(v: Value) -> Result<Ifi, AgentError> {

@@ -159,7 +159,7 @@ fn main() -> std::io::Result<()> {
                     Some(args.next().and_then(|n| n.parse().ok()).expect("--max-statements needs a number"))
             }
             other => {
-                eprintln!("unknown argument {other}; see the comment at the top of standin_lrs.rs");
+                eprintln!("unknown argument {other}; see the comment at the top of tests/standin-lrs/src/main.rs");
                 std::process::exit(2);
             }
         }
